@@ -1,0 +1,50 @@
+"""Peephole LSTM: Gers & Schmidhuber 2000, "Recurrent Nets that Time and Count".
+
+The gates also see the cell state through diagonal ("peephole") weights p:
+
+    i_t = σ(W_i x_t + U_i h_{t-1} + p_i ⊙ c_{t-1} + b_i)
+    f_t = σ(W_f x_t + U_f h_{t-1} + p_f ⊙ c_{t-1} + b_f)
+    g_t = tanh(W_g x_t + U_g h_{t-1} + b_g)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    o_t = σ(W_o x_t + U_o h_{t-1} + p_o ⊙ c_t + b_o)      (the output gate peeks at c_t)
+    h_t = o_t ⊙ tanh(c_t)
+
+Parameters: the LSTM's 4·h·(h + x) + 4·h plus 3·h peephole weights. With p = 0 it is the LSTM.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from variants.base import State
+from variants.lstm import LSTM
+from variants.registry import register
+
+
+@register
+class PeepholeLSTM(LSTM):
+    name = "peephole_lstm"
+    paths = ("explicit",)
+    torch_module = None
+
+    def __init__(self, input_size: int, hidden_size: int, options=None):
+        super().__init__(input_size, hidden_size, options)
+        self.peephole = nn.Parameter(torch.empty(3, hidden_size))  # rows: p_i, p_f, p_o
+        self.reset_parameters()  # again, now that every parameter exists
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if "peephole" in self._parameters and self.options.weight_init == "keras":
+            nn.init.zeros_(self.peephole)
+
+    def step(self, xp: Tensor, state: State, t: Tensor | None):
+        h, c = state  # (B, H), (B, H)
+        gates = torch.addmm(xp, h, self.weight_hh.t())  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)  # (B, H) each
+        p_i, p_f, p_o = self.peephole  # (H,) each
+        i = torch.sigmoid(i + p_i * c)
+        f = torch.sigmoid(f + p_f * c)
+        c = f * c + i * torch.tanh(g)  # (B, H)
+        o = torch.sigmoid(o + p_o * c)
+        h = o * torch.tanh(c)  # (B, H)
+        return (h, c), {"gate_input": i, "gate_forget": f, "gate_output": o}

@@ -1,0 +1,53 @@
+"""SimpleRNN: the Elman network (Elman 1990, "Finding Structure in Time"), as Keras SimpleRNN:
+
+    h_t = tanh(W x_t + U h_{t-1} + b)
+
+One bias vector: h·(h + x) + h parameters (x = 32, h = 32: 2,080).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from variants import fused
+from variants.base import Cell, CellOptions, State
+from variants.init import init_weights
+from variants.registry import register
+
+
+@register
+class SimpleRNN(Cell):
+    name = "simple_rnn"
+    Options = CellOptions
+    state_names = ("h",)
+    paths = ("fused", "explicit")
+    torch_module = nn.RNN
+
+    def __init__(self, input_size: int, hidden_size: int, options: CellOptions | None = None):
+        super().__init__(input_size, hidden_size, options)
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init_weights(self, self.weight_ih, self.weight_hh, [self.bias])
+
+    def project(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight_ih, self.bias)  # (..., H)
+
+    def step(self, xp: Tensor, state: State, t: Tensor | None):
+        (h,) = state  # (B, H)
+        h = torch.tanh(torch.addmm(xp, h, self.weight_hh.t()))  # (B, H)
+        return (h,), {}
+
+    def fused_biases(self) -> list[Tensor]:
+        return [self.bias, torch.zeros_like(self.bias)]
+
+    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        out, h = fused.rnn_tanh(self, x, state[0])
+        return out, (h,)
+
+    def load_torch_weights(self, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
+        fused.load_folded(self, weight_ih, weight_hh, bias_ih, bias_hh)
