@@ -1,0 +1,54 @@
+"""Checkpoints: everything needed to continue a run to the same final metrics.
+
+Saved with torch.save, written to a temporary file and renamed (never half-written), and
+loaded with `weights_only=True` (plain tensors and containers only: no pickled code).
+Batches are random access by step (tasks/base.py), so the data stream needs no state; the
+torch RNG states cover dropout and anything else random.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.tracking import local_store_dir
+
+FILE = "last.pt"
+
+
+def checkpoint_root(checkpoint_dir: str, tracking_uri: str) -> Path:
+    """An explicit directory, else beside a local MLflow store, else the user cache."""
+    if checkpoint_dir:
+        return Path(checkpoint_dir).expanduser()
+    store = local_store_dir(tracking_uri)
+    if store is not None:
+        return store / "checkpoints"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("rnn-harness")) / "checkpoints"
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,177 @@
+"""A run's complete, resolved configuration, assembled from defaults, a TOML file, `--set`
+overrides and command-line flags (in that order of precedence, last wins).
+
+Sections: [model] (ModelConfig), [cell] (the variant's options), [task] (`name` plus the
+task's options), [train] (TrainConfig), [track] (TrackConfig). Every field of every section
+is reachable as `--set section.field=value` and as a TOML key; unknown keys and wrong types
+are `ConfigError`s that name the key and the valid alternatives.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+import tasks
+import variants
+from harness.config import ConfigError
+from harness.model import ModelConfig
+from harness.registry import RegistryError
+from harness.tracking import TrackConfig
+from harness.train import TrainConfig
+from tasks.base import TaskOptions
+from variants.base import CellOptions
+
+SECTIONS = ("model", "cell", "task", "train", "track")
+DEFAULT_TASK = "recall"
+# Sections that describe where and how a run is recorded, not what is trained: they do not
+# change the result, so they are left out of the fingerprint that identifies a result.
+UNTRACKED = {"track": None, "train": ("device", "log_every", "checkpoint_every")}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    model: ModelConfig
+    cell: CellOptions
+    task_name: str
+    task: TaskOptions
+    train: TrainConfig
+    track: TrackConfig
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def variant(self) -> str:
+        return self.model.variant
+
+    @property
+    def cell_class(self) -> type[variants.Cell]:
+        return variants.get(self.model.variant)
+
+    def build_task(self) -> tasks.Task:
+        return tasks.get(self.task_name)(self.task)
+
+    def validate(self) -> "RunSpec":
+        """Checks that need the registries or the machine; run before anything is logged."""
+        from harness.train import resolve_device
+
+        paths = self.cell_class.paths
+        if self.model.path != "auto" and self.model.path not in paths:
+            raise ConfigError(f"model.path: variant {self.variant!r} has no {self.model.path!r} path; "
+                              f"available: auto, {', '.join(paths)}")
+        try:
+            resolve_device(self.train.device)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "cell": self.cell.to_dict(),
+                "task": {"name": self.task_name, **self.task.to_dict()},
+                "train": self.train.to_dict(), "track": self.track.to_dict(),
+                "plugins": list(self.plugins)}
+
+    def to_toml(self) -> str:
+        data = self.to_dict()
+        data = {k: v for k, v in data.items() if v != []}
+        return tomli_w.dumps(data)
+
+    def fingerprint(self) -> str:
+        """A hash of everything that determines the result (not where it is recorded)."""
+        data = self.to_dict()
+        for section, fields in UNTRACKED.items():
+            if fields is None:
+                data.pop(section)
+            else:
+                for f in fields:
+                    data[section].pop(f)
+        data.pop("plugins")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def run_name(self) -> str:
+        return self.track.run_name or f"{self.variant}-{self.task_name}-L{self.task.length}-s{self.train.seed}"
+
+    @property
+    def experiment(self) -> str:
+        return self.track.experiment or self.task_name
+
+    def tags(self, device) -> dict[str, str]:
+        return {"variant": self.variant, "task": self.task_name, "length": str(self.task.length),
+                "seed": str(self.train.seed), "device": str(device), "host": platform.node(),
+                "fingerprint": self.fingerprint(), "harness_commit": git_commit(),
+                "mlflow.source.name": "python -m harness"}
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Merge `section.field=value` strings into a nested dict (values stay strings here;
+    they are coerced to each field's declared type when the section is built)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set expects section.field=value, got {item!r}")
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section {section!r} in --set {item}; sections: {', '.join(SECTIONS)}")
+        merged.setdefault(section, {})[name] = value.strip()
+    return merged
+
+
+def build_spec(values: dict[str, Any]) -> RunSpec:
+    """Validate a nested dict of sections into a RunSpec (ConfigError on any problem)."""
+    values = dict(values)
+    plugins = tuple(values.pop("plugins", ()))
+    for section, content in values.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}]; sections: {', '.join(SECTIONS)}")
+        if not isinstance(content, dict):
+            raise ConfigError(f"[{section}] must be a table of key = value pairs")
+    model = ModelConfig.from_mapping(values.get("model", {}))
+    task_values = dict(values.get("task", {}))
+    task_name = str(task_values.pop("name", DEFAULT_TASK))
+    try:
+        cell_cls = variants.get(model.variant)
+        task_cls = tasks.get(task_name)
+    except RegistryError as err:
+        raise ConfigError(str(err)) from None
+    return RunSpec(
+        model=model,
+        cell=cell_cls.Options.from_mapping(values.get("cell", {})),
+        task_name=task_name,
+        task=task_cls.Options.from_mapping(task_values),
+        train=TrainConfig.from_mapping(values.get("train", {})),
+        track=TrackConfig.from_mapping(values.get("track", {})),
+        plugins=plugins)
+
+
+def spec_from_dict(data: dict[str, Any]) -> RunSpec:
+    """Rebuild a spec from `RunSpec.to_dict()` output (checkpoints, logged configs)."""
+    return build_spec(data)

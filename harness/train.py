@@ -1,0 +1,346 @@
+"""The one training function behind `run`, `sweep`, `reproduce` and `bench --overhead`.
+
+It never branches on a variant or task name: the task supplies data, loss and metrics, the
+model supplies extra loss terms and computation paths, the tracker takes what is logged.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal
+
+import torch
+
+from harness import checkpoint, probes
+from harness.config import Options, option
+from harness.model import SequenceModel, resolve_cell_options, trainable_parameters
+from harness.tracking import Tracker
+
+if TYPE_CHECKING:
+    from harness.spec import RunSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Options):
+    section: ClassVar[str] = "train"
+    seed: int = option(0, "seeds the weights, dropout and the data streams")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    steps: int = option(1500, "optimizer steps for generated tasks", min=1)
+    epochs: int = option(10, "epochs for dataset tasks (imdb)", min=1)
+    batch_size: int = option(64, "sequences per step", min=1)
+    lr: float = option(1e-3, "learning rate", min=0.0)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
+    weight_decay: float = option(0.0, "weight decay", min=0.0)
+    clip: float = option(1.0, "gradient-norm clipping threshold (0 = off)", min=0.0)
+    schedule: Literal["constant", "cosine", "linear"] = option("constant", "learning-rate schedule after warm-up")
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", min=0)
+    eval_every: int = option(0, "steps between evaluations (0 = 10 per run, or once per epoch)", min=0)
+    patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
+    log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
+    checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
+
+
+class StopRun(Exception):
+    """Raised by a `report` callback (e.g. Optuna pruning) to end a run early."""
+
+    def __init__(self, status: str, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class Diverged(Exception):
+    pass
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_id: str | None
+    status: str  # FINISHED, FAILED, KILLED or PRUNED
+    metrics: dict[str, float]
+    steps: int
+    wall_time_s: float
+    trainable_params: int
+    device: str
+    path: str | None
+    reason: str = ""
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"train.device: not a device: {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={device} but CUDA is not available here (use cpu or auto)")
+    return parsed
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+             "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+    return kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(config: TrainConfig, total: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+        if config.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        if config.schedule == "linear":
+            return max(0.0, 1 - progress)
+        return 1.0
+    return factor
+
+
+@torch.no_grad()
+def evaluate(model: SequenceModel, task, split: str, seed: int, device) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in task.eval_batches(split, seed=seed, device=device):
+        logits, _ = model(batch)
+        for key, values in task.metrics(logits, batch).items():
+            sums[key] = sums.get(key, 0.0) + values.sum().item()
+        count += len(batch)
+    model.train(was_training)
+    return {key: total / count for key, total in sums.items()}
+
+
+@contextmanager
+def interruptible():
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
+    flag = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag["signal"] = signal.Signals(signum).name
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    """State of one run; `run()` drives it. Kept as an object so checkpoints are one dict."""
+
+    def __init__(self, spec: "RunSpec", tracker: Tracker, report=None, progress: bool = True):
+        self.spec, self.tracker, self.report, self.progress = spec, tracker, report, progress
+        self.cfg, self.track = spec.train, spec.track
+        self.device = resolve_device(self.cfg.device)
+        self.task = spec.build_task()
+        torch.manual_seed(self.cfg.seed)
+        options = resolve_cell_options(spec.cell_class, spec.cell, self.task)
+        self.spec = spec = dataclasses.replace(spec, cell=options)
+        self.model = SequenceModel(spec.model, options, self.task).to(self.device)
+        self.model.rnn.resolve_path(spec.model.path)  # an unknown path fails before anything is logged
+        self.optimizer = make_optimizer(self.cfg, self.model.parameters())
+        per_epoch = self.task.steps_per_epoch(self.cfg.batch_size)
+        self.total = self.cfg.steps if per_epoch is None else self.cfg.epochs * per_epoch
+        self.eval_every = self.cfg.eval_every or (per_epoch or max(1, self.total // 10))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.total))
+        self.step = 0
+        self.best = {"value": None, "step": -1, "stale": 0}
+        self.best_model = None
+        self.probe_rows: list[dict] = []
+        self.last_val: dict[str, float] = {}
+        self.probe_at = sorted({round(i * (self.total - 1) / max(1, self.track.probe_points - 1))
+                                for i in range(self.track.probe_points)}) if self.track.probe else []
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"config": self.spec.to_dict(), "step": self.step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "rng": checkpoint.rng_state(), "best": dict(self.best), "best_model": self.best_model,
+                "probe_rows": self.probe_rows, "last_val": self.last_val}
+
+    def restore(self, payload: dict) -> None:
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        checkpoint.set_rng_state(payload["rng"])
+        self.step, self.best, self.best_model = payload["step"], payload["best"], payload["best_model"]
+        self.probe_rows, self.last_val = payload["probe_rows"], payload["last_val"]
+
+    def save(self, path) -> None:
+        checkpoint.save(path, self.state())
+
+    # -- pieces of a step --------------------------------------------------------------------
+    def probe(self) -> None:
+        batch = next(self.task.eval_batches("val", seed=self.cfg.seed, device=self.device))
+        profile = probes.gradient_profile(self.model, self.task, batch)
+        self.probe_rows += probes.profile_rows(self.step, profile)
+        self.tracker.log_metrics(profile.summary(self.track.probe_threshold), self.step)
+
+    def validate(self) -> dict[str, float]:
+        metrics = evaluate(self.model, self.task, "val", self.cfg.seed, self.device)
+        logged = {f"val_{k}": v for k, v in metrics.items()}
+        if self.track.gate_stats:
+            with torch.no_grad():
+                batch = next(self.task.eval_batches("val", seed=self.cfg.seed, device=self.device))
+                self.model.eval()
+                _, _, traces = self.model.trace(self.model.encode(batch), batch)
+                self.model.train()
+            logged.update(probes.gate_statistics(traces))
+        self.tracker.log_metrics(logged, self.step)
+        self.last_val = metrics
+        value = metrics[self.task.primary_metric]
+        if not math.isfinite(value):
+            raise Diverged(f"non-finite validation {self.task.primary_metric} at step {self.step}")
+        better = self.best["value"] is None or (
+            value > self.best["value"] if self.task.higher_is_better else value < self.best["value"])
+        if better:
+            self.best = {"value": value, "step": self.step, "stale": 0}
+            self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+        else:
+            self.best["stale"] += 1
+        if self.report is not None:
+            self.report(self.step, metrics)
+        return metrics
+
+    # -- the loop ----------------------------------------------------------------------------
+    def loop(self, flag: dict, ckpt_path) -> str:
+        """Train until done; returns "done", "early_stopped" or the name of a caught signal."""
+        from tqdm import tqdm
+
+        cfg, task, model = self.cfg, self.task, self.model
+        window = {"loss": torch.zeros((), device=self.device), "reg": 0.0, "gnorm": torch.zeros((), device=self.device),
+                  "steps": 0, "t0": time.perf_counter()}
+        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, unit="step",
+                   dynamic_ncols=True, desc=f"{self.spec.variant} on {self.spec.task_name}")
+        model.train()
+        try:
+            while self.step < self.total:
+                if self.step in self.probe_at:
+                    self.probe()
+                batch = task.train_batch(self.step, cfg.batch_size, seed=cfg.seed, device=self.device)
+                logits, state = model(batch)
+                loss = task.loss(logits, batch)
+                reg = model.regularizer(state)
+                objective = loss if reg is None else loss + reg
+                self.optimizer.zero_grad(set_to_none=True)
+                objective.backward()
+                gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else math.inf)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                window["loss"] += loss.detach()
+                window["gnorm"] = torch.maximum(window["gnorm"], gnorm.detach())
+                window["reg"] += 0.0 if reg is None else reg.detach()
+                window["steps"] += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total:
+                    self.log_window(window, bar)
+                if self.step % self.eval_every == 0 or self.step == self.total:
+                    metrics = self.validate()
+                    bar.set_postfix_str(f"val_{task.primary_metric}={metrics[task.primary_metric]:.4g}")
+                    if cfg.checkpoint_every == 0:
+                        self.save(ckpt_path)
+                    if cfg.patience and self.best["stale"] >= cfg.patience:
+                        return "early_stopped"
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save(ckpt_path)
+                if flag["signal"]:
+                    return flag["signal"]
+        finally:
+            bar.close()
+        return "done"
+
+    def log_window(self, window: dict, bar) -> None:
+        loss = window["loss"].item() / window["steps"]
+        gnorm = window["gnorm"].item()
+        if not math.isfinite(loss):
+            raise Diverged(f"non-finite training loss at step {self.step}")
+        if not math.isfinite(gnorm):
+            raise Diverged(f"non-finite gradient norm at step {self.step}")
+        now = time.perf_counter()
+        metrics = {"train_loss": loss, "grad_norm_max": gnorm, "lr": self.scheduler.get_last_lr()[0],
+                   "steps_per_second": window["steps"] / max(1e-9, now - window["t0"])}
+        if isinstance(window["reg"], torch.Tensor):
+            metrics["regularizer"] = window["reg"].item() / window["steps"]
+        self.tracker.log_metrics(metrics, self.step)
+        bar.set_postfix_str(f"loss={loss:.4g}")
+        window.update(loss=torch.zeros((), device=self.device), reg=0.0, steps=0, t0=now,
+                      gnorm=torch.zeros((), device=self.device))
+
+    def finish(self) -> dict[str, float]:
+        """Test the best-validation weights; log the final metrics, figures and artifacts."""
+        final_val = dict(self.last_val)
+        if self.best_model is not None:
+            self.model.load_state_dict(self.best_model)
+        test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
+        metrics = {f"val_{k}": v for k, v in final_val.items()}
+        metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
+        metrics.update({f"test_{k}": v for k, v in test.items()})
+        success = self.task.success()
+        metrics["test_solved"] = float(success.met(test[success.metric]))
+        if self.probe_rows:
+            last = max(r["step"] for r in self.probe_rows)
+            rows = [r for r in self.probe_rows if r["step"] == last]
+            profile = probes.GradientProfile(
+                grad_h=torch.tensor([r["grad_h_norm"] for r in rows]).numpy(),
+                grad_x=torch.tensor([r["grad_x_norm"] for r in rows]).numpy())
+            metrics.update(profile.summary(self.track.probe_threshold))
+        self.tracker.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val_")}, self.step)
+        return metrics
+
+
+def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resume: dict | None = None,
+          progress: bool = True) -> RunResult:
+    """Train `spec` to the end (or until stopped); every outcome is recorded by `tracker`."""
+    from harness import artifacts
+
+    tracker = tracker or Tracker()
+    started = time.perf_counter()
+    if tracker.uri:  # the resolved store goes into the logged config and the checkpoint
+        spec = dataclasses.replace(spec, track=spec.track.replace(tracking_uri=tracker.uri))
+    trainer = Trainer(spec, tracker, report, progress)
+    if resume is not None:
+        trainer.restore(resume)
+    run_id = tracker.start(run_name=spec.run_name, tags=spec.tags(trainer.device),
+                           resume_run_id=resume.get("run_id") if resume else None)
+    ckpt_path = artifacts.checkpoint_path(spec, run_id)
+    if resume is None:
+        artifacts.log_start(tracker, spec, trainer.model)
+    status, reason, metrics = "FINISHED", "", {}
+    try:
+        with interruptible() as flag:
+            outcome = trainer.loop(flag, ckpt_path)
+        if outcome in ("SIGINT", "SIGTERM"):
+            trainer.save(ckpt_path)
+            status, reason = "KILLED", f"{outcome} at step {trainer.step}; resume with --resume {run_id}"
+        else:
+            if outcome == "early_stopped":
+                tracker.set_tags({"early_stopped_at": str(trainer.step)})
+            trainer.save(ckpt_path)
+            metrics = trainer.finish()
+            artifacts.log_end(tracker, spec, trainer)
+    except Diverged as err:
+        status, reason = "FAILED", str(err)
+    except StopRun as err:
+        status, reason = err.status, err.reason
+    except BaseException as err:
+        tracker.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:500]})
+        tracker.end("FAILED")
+        raise
+    if reason:
+        tracker.set_tags({"failure_reason" if status == "FAILED" else "stop_reason": reason})
+    tracker.end({"PRUNED": "KILLED"}.get(status, status))
+    return RunResult(run_id=run_id, status=status, metrics=metrics, steps=trainer.step,
+                     wall_time_s=time.perf_counter() - started,
+                     trainable_params=trainable_parameters(trainer.model), device=str(trainer.device),
+                     path=trainer.model.path, reason=reason)

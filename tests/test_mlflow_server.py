@@ -1,0 +1,87 @@
+"""A real `mlflow server` on 127.0.0.1 serves a harness run: params, metric curves, the
+gradient-flow figure. Checked through the server's REST API, as the UI reads it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from helpers import free_port, tiny_spec
+
+from harness.train import train
+from harness.tracking import MLflowTracker
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def server(tmp_path):
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MLflowTracker(store, "server-test")  # create the schema before the server starts
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                if _get(f"{base}/health") == b"OK":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        yield base, store, tracker
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_server_serves_a_run_with_curves_and_gradient_figure(server, tmp_path):
+    base, store, tracker = server
+    spec = tiny_spec("lstm", steps=20, track={"checkpoint_dir": str(tmp_path / "ck")})
+    result = train(spec, tracker, progress=False)
+    api = f"{base}/api/2.0/mlflow"
+
+    found = _post(f"{api}/runs/search", {"experiment_ids": [tracker.experiment_id]})["runs"]
+    assert [r["info"]["run_id"] for r in found] == [result.run_id]
+    run = found[0]
+    assert run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["model.variant"] == "lstm" and params["task.name"] == "recall"
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert {"test_accuracy", "val_accuracy", "gradient_horizon", "gate_forget_mean"} <= set(metrics)
+
+    query = urllib.parse.urlencode({"run_id": result.run_id, "metric_key": "val_accuracy"})
+    history = json.loads(_get(f"{api}/metrics/get-history?{query}"))["metrics"]
+    assert [m["step"] for m in history] == list(range(10, 21, 10))
+    query = urllib.parse.urlencode({"run_id": result.run_id, "metric_key": "train_loss"})
+    assert len(json.loads(_get(f"{api}/metrics/get-history?{query}"))["metrics"]) == 2
+
+    listed = json.loads(_get(f"{api}/artifacts/list?run_id={result.run_id}"))["files"]
+    assert {"config.toml", "gradient_flow.png", "gradient_flow.csv"} <= {f["path"] for f in listed}
+    png = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "gradient_flow.png", "run_uuid": result.run_id}))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    config = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "config.toml", "run_uuid": result.run_id}))
+    assert b'variant = "lstm"' in config

@@ -1,0 +1,181 @@
+"""The one training path: every variant on every synthetic task, reproducibility,
+divergence, early stopping, resume, gradient-flow and gate instrumentation."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from helpers import synthetic_tasks, tiny_spec
+from torch import nn
+
+import variants
+from harness import probes
+from harness.checkpoint import load
+from harness.train import StopRun, train
+from harness.tracking import MemoryTracker
+from variants import Cell, Recurrent
+
+
+@pytest.mark.parametrize("variant", variants.available())
+@pytest.mark.parametrize("task", synthetic_tasks())
+def test_every_variant_trains_on_every_synthetic_task(variant, task, tmp_path):
+    small = {"length": 8} if task not in ("temporal_order", "frequency") else {"length": 20}
+    spec = tiny_spec(variant, task, steps=4, task_options=small, track={"checkpoint_dir": str(tmp_path)})
+    tracker = MemoryTracker()
+    result = train(spec, tracker, progress=False)
+    assert result.status == "FINISHED", result.reason
+    assert tracker.status == "FINISHED"
+    primary = tasks_primary(task)
+    assert math.isfinite(result.metrics[f"test_{primary}"])
+    assert "test_accuracy" in result.metrics and "gradient_horizon" in result.metrics
+    assert tracker.history("train_loss"), "the training loss was logged"
+    assert {"config.toml", "model_state_dict.pt", "gradient_flow.csv", "gradient_flow.png"} <= set(tracker.artifacts)
+
+
+def tasks_primary(name):
+    import tasks
+
+    return tasks.get(name).primary_metric
+
+
+def test_same_seed_same_metrics_and_different_seed_differs(tmp_path):
+    track = {"checkpoint_dir": str(tmp_path)}
+    a = train(tiny_spec("gru", steps=20, track=track), progress=False)
+    b = train(tiny_spec("gru", steps=20, track=track), progress=False)
+    c = train(tiny_spec("gru", steps=20, track=track, train={"seed": 1}), progress=False)
+    assert a.metrics == b.metrics
+    assert a.metrics != c.metrics
+
+
+def test_divergence_fails_the_run_with_a_reason(tmp_path):
+    # Adam moves every weight by ~lr per step: predictions ~1e31 square to inf in the MSE
+    spec = tiny_spec("simple_rnn", "adding", steps=30, task_options={"length": 8},
+                     train={"lr": 1e30, "clip": 0.0, "log_every": 1}, track={"checkpoint_dir": str(tmp_path)})
+    tracker = MemoryTracker()
+    result = train(spec, tracker, progress=False)
+    assert result.status == "FAILED"
+    assert "non-finite" in result.reason
+    assert tracker.status == "FAILED" and "non-finite" in tracker.tags["failure_reason"]
+    assert not any(k.startswith("test_") for k, _, _ in tracker.metrics), "no silent NaN test metric"
+
+
+def test_report_callback_can_stop_a_run_as_pruned(tmp_path):
+    def report(step, metrics):
+        raise StopRun("PRUNED", f"pruned at step {step}")
+
+    tracker = MemoryTracker()
+    result = train(tiny_spec(steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, report=report, progress=False)
+    assert result.status == "PRUNED" and result.reason == "pruned at step 5"
+    assert tracker.status == "KILLED" and tracker.tags["stop_reason"] == "pruned at step 5"
+
+
+def test_early_stopping_tests_the_best_validation_weights(tmp_path):
+    spec = tiny_spec(steps=200, train={"eval_every": 5, "patience": 2, "lr": 0.0},
+                     track={"checkpoint_dir": str(tmp_path)})
+    tracker = MemoryTracker()
+    result = train(spec, tracker, progress=False)
+    assert result.status == "FINISHED"
+    assert result.steps == 15  # lr 0: no improvement after the first evaluation, patience 2
+    assert tracker.tags["early_stopped_at"] == "15"
+
+
+def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
+    """SIGINT mid-run saves a checkpoint and marks the run KILLED; resuming from that
+    checkpoint finishes with exactly the metrics of an uninterrupted run."""
+    spec = tiny_spec("lstm", steps=40, track={"checkpoint_dir": str(tmp_path)},
+                     model={"dropout": 0.3, "num_layers": 2}, train={"eval_every": 10})
+    reference = train(spec, MemoryTracker(), progress=False)
+
+    def interrupt(step, metrics):
+        if step == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    first = MemoryTracker()
+    stopped = train(spec, first, report=interrupt, progress=False)
+    assert stopped.status == "KILLED" and first.status == "KILLED"
+    assert stopped.steps == 20 and "--resume" in stopped.reason
+    payload = load(tmp_path / first.run_id / "last.pt")
+    assert payload["step"] == 20
+    payload["run_id"] = first.run_id
+    resumed = MemoryTracker()
+    result = train(spec, resumed, resume=payload, progress=False)
+    assert result.status == "FINISHED" and resumed.run_id == first.run_id
+    assert result.metrics == reference.metrics
+
+
+class LinearCell(Cell):
+    """h_t = U h_{t-1} + x_t: gradients are powers of U^T, computable by hand."""
+
+    name = "linear_test"
+
+    def __init__(self, input_size, hidden_size, options=None):
+        super().__init__(input_size, hidden_size, options)
+        self.U = nn.Parameter(torch.zeros(hidden_size, hidden_size))
+
+    def project(self, x):
+        return x
+
+    def step(self, xp, state, t):
+        return (xp + state[0] @ self.U.t(),), {}
+
+
+def test_gradient_probe_matches_the_hand_computed_linear_case():
+    torch.manual_seed(0)
+    H, T, B = 4, 12, 3
+    rnn = Recurrent(LinearCell, H, H)
+    U = torch.randn(H, H) * 0.5
+    with torch.no_grad():
+        rnn.cells[0].U.copy_(U)
+    v = torch.randn(H)
+    x = torch.randn(B, T, H)
+    out, _, traces = rnn.trace(x, retain_grad=True)
+    (out[:, -1] @ v).sum().backward()  # L = Σ_b v·h_T
+    measured = probes.top_layer_gradients(traces, 1)  # (T,), index t
+    for t in range(T):
+        expected = torch.linalg.matrix_power(U.t(), T - 1 - t) @ v  # ∂L/∂h_t, same for every b
+        assert measured[t] == pytest.approx(expected.norm().item(), rel=1e-5)
+
+
+def test_gradient_horizon_and_decay_on_a_geometric_profile():
+    k = np.arange(50)
+    profile = probes.GradientProfile(grad_h=0.8 ** k, grad_x=0.8 ** k)
+    horizon, censored = profile.horizon(1e-3)
+    assert horizon == math.floor(math.log(1e-3) / math.log(0.8)) and not censored
+    assert profile.decay_per_step() == pytest.approx(0.8)
+    flat = probes.GradientProfile(grad_h=np.ones(20), grad_x=np.ones(20))
+    assert flat.horizon(1e-3) == (19, True)
+
+
+def test_gate_statistics_cover_each_cells_gates():
+    torch.manual_seed(0)
+    for name, keys in [("lstm", {"gate_forget_mean", "gate_forget_saturated", "gate_input_mean"}),
+                       ("gru", {"gate_update_mean", "gate_reset_saturated"}),
+                       ("phased_lstm", {"openness_mean", "gate_output_mean"}),
+                       ("skip_lstm", {"update_mean", "gate_forget_mean"})]:
+        _, _, traces = variants.create(name, 3, 4, bidirectional=True).trace(torch.randn(2, 7, 3))
+        stats = probes.gate_statistics(traces)
+        assert keys <= set(stats), name
+        assert all(0.0 <= v <= 1.0 for k, v in stats.items() if k.startswith("gate_")), name
+
+
+def test_run_logs_instrumentation_for_special_cells(tmp_path):
+    tracker = MemoryTracker()
+    spec = tiny_spec("skip_gru", steps=6, cell={"budget_weight": 1e-3}, track={"checkpoint_dir": str(tmp_path)})
+    train(spec, tracker, progress=False)
+    keys = {k for k, _, _ in tracker.metrics}
+    assert {"update_mean", "regularizer", "gate_update_saturated", "gradient_horizon", "lr",
+            "steps_per_second", "val_accuracy", "test_accuracy"} <= keys
+
+
+def test_chrono_horizon_comes_from_the_task():
+    spec = tiny_spec("lstm", "copy", task_options={"length": 30}, cell={"forget_init": "chrono"})
+    from harness.train import Trainer
+
+    trainer = Trainer(spec, MemoryTracker(), progress=False)
+    assert trainer.spec.cell.chrono_max == 50  # T + 20 steps of the copy task
+    assert dataclasses.asdict(trainer.spec.cell)["forget_init"] == "chrono"
