@@ -17,6 +17,7 @@ COMMANDS = {
     "list": ("harness.commands.listing", "list variants and tasks with their options"),
     "config": ("harness.commands.config", "print the resolved configuration as TOML"),
     "data": ("harness.commands.data", "download, verify and encode datasets ahead of time"),
+    "sweep": ("harness.commands.sweep", "tune a variant with Optuna (pruned, resumable, multi-process)"),
 }
 
 
@@ -48,7 +49,7 @@ def build_parser() -> Parser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    errors = USER_ERRORS
+    errors = USER_ERRORS + (TimeoutError,)
     try:
         from tasks.imdb_data import DataError
         errors += (DataError,)

@@ -257,6 +257,17 @@ def ensure_experiment(client, uri: str, name: str) -> str:
         return found.experiment_id
 
 
+def set_run_state(uri: str, run_id: str, status: str | None, tags: dict[str, str]) -> None:
+    """Tag (and optionally terminate) a run that no tracker of this process holds open."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(resolve_uri(uri))
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    if status is not None:
+        client.set_terminated(run_id, status)
+
+
 def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
     if not config.enabled:
         return Tracker()

@@ -300,7 +300,8 @@ class Trainer:
 
 
 def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resume: dict | None = None,
-          progress: bool = True) -> RunResult:
+          progress: bool = True, parent_run_id: str | None = None, tags: dict | None = None,
+          on_start: Callable[[str | None], None] | None = None) -> RunResult:
     """Train `spec` to the end (or until stopped); every outcome is recorded by `tracker`."""
     from harness import artifacts
 
@@ -311,9 +312,11 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     trainer = Trainer(spec, tracker, report, progress)
     if resume is not None:
         trainer.restore(resume)
-    run_id = tracker.start(run_name=spec.run_name, tags=spec.tags(trainer.device),
-                           resume_run_id=resume.get("run_id") if resume else None)
+    run_id = tracker.start(run_name=spec.run_name, tags={**spec.tags(trainer.device), **(tags or {})},
+                           resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
     ckpt_path = artifacts.checkpoint_path(spec, run_id)
+    if on_start is not None:
+        on_start(run_id)
     if resume is None:
         artifacts.log_start(tracker, spec, trainer.model)
     status, reason, metrics = "FINISHED", "", {}

@@ -1,0 +1,201 @@
+"""Tune one variant on one task with Optuna; every trial is an MLflow child run.
+
+examples:
+  python -m harness sweep --variant lstm --task recall --trials 40
+  python -m harness sweep --variant gru --task copy --trials 40 --workers 2 --pruner hyperband
+  python -m harness sweep --variant lstm --task recall --trials 200 \\
+      --storage postgresql://user:pass@db-host/optuna --tracking-uri http://mlflow-host:5000
+  python -m harness sweep --report lstm-recall-L20          # reprint an existing study
+
+Running the same command again continues the study up to --trials finished trials. The
+default storage is an Optuna journal file beside the MLflow store, safe for several
+processes on one machine; across machines use PostgreSQL (see README, "Scaling out").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import tempfile
+from pathlib import Path
+
+from harness import space as spaces
+from harness.cli import UsageError
+from harness.commands.common import add_config_arguments, resolve_spec
+from harness.config import ConfigError
+from harness.spec import load_toml
+from harness.sweep_state import describe_storage, lock_for, record_or_check_study
+from harness.tracking import MLflowTracker, local_store_dir, resolve_uri
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--trials", type=int, metavar="N", help="total finished trials the study should reach")
+    parser.add_argument("--study", metavar="NAME", help="study name (default: VARIANT-TASK-LLENGTH)")
+    parser.add_argument("--storage", metavar="URL", help="Optuna storage: a journal file path (default: "
+                        "optuna.journal beside the MLflow store) or postgresql://... for several machines")
+    parser.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe")
+    parser.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
+    parser.add_argument("--objectives", default="metric", metavar="LIST",
+                        help="metric (default), metric,time or metric,params: multi-objective trade-offs")
+    parser.add_argument("--timeout", type=float, metavar="S", help="stop taking new trials after S seconds")
+    parser.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on this machine")
+    parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
+                        help="RDB storage: heartbeat interval; a worker silent for 2*S has its trial retried")
+    parser.add_argument("--fail-running", action="store_true",
+                        help="first mark trials left RUNNING by a crashed sweep as FAIL (journal storage)")
+    parser.add_argument("--report", metavar="STUDY", help="print (and log) the report of an existing study")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+
+
+def settings_from(args):
+    from harness.study import Settings
+
+    values = load_toml(args.config) if args.config else {}
+    search = values.pop("search", {})
+    if not isinstance(search, dict):
+        raise ConfigError("[search] must be a table of field = {type = ...} entries")
+    if args.config:  # the remaining sections go through the normal resolution
+        tmp = Path(tempfile.mkdtemp()) / "base.toml"
+        import tomli_w
+
+        tmp.write_text(tomli_w.dumps(values))
+        args.config = str(tmp)
+    spec = resolve_spec(args).validate()
+    if not args.trials or args.trials < 1:
+        raise UsageError("--trials N (N >= 1) is required")
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    if objectives[0] != "metric" or not set(objectives) <= {"metric", "time", "params"}:
+        raise UsageError("--objectives must be metric, metric,time or metric,params")
+    task = spec.build_task()
+    uri = resolve_uri(spec.track.tracking_uri)
+    store = local_store_dir(uri) or Path.cwd()
+    space = spaces.space_for(spec.cell_class, search)
+    directions = ["maximize" if task.higher_is_better else "minimize"] + ["minimize"] * (len(objectives) - 1)
+    base = spec.to_dict()
+    base["track"]["tracking_uri"] = uri
+    return Settings(
+        study=args.study or f"{spec.variant}-{spec.task_name}-L{spec.task.length}",
+        storage=args.storage or str(store / "optuna.journal"), trials=args.trials, base=base,
+        space=space, directions=directions, objectives=objectives,
+        metric=f"best_val_{task.primary_metric}", sampler=args.sampler, pruner=args.pruner,
+        seed=spec.train.seed, heartbeat=args.heartbeat, timeout=args.timeout,
+        tracking_uri=uri if spec.track.enabled else "", experiment=spec.experiment)
+
+
+def prepare(settings, fail_running: bool) -> dict:
+    """Under the sweep lock: check or record the study's identity, find or create the MLflow
+    parent run, and queue the trials still missing."""
+    from harness import study as studies
+
+    with lock_for(settings.storage):
+        study = studies.open_study(settings)
+        orphans = studies.fail_orphans(study) if fail_running else 0
+        parent = record_or_check_study(study, settings)
+        settings.parent_run_id = parent
+        grid = studies.grid(settings.space) if settings.sampler == "grid" else None
+        queued = studies.top_up(study, settings.trials, grid)
+    if grid is not None and len(grid) < settings.trials:
+        print(f"note: the grid has {len(grid)} points, fewer than --trials {settings.trials}", file=sys.stderr)
+    return {"queued": queued, "orphans_failed": orphans}
+
+
+def run_workers(settings, workers: int) -> None:
+    from harness.study import run_worker
+
+    if workers <= 1:
+        run_worker(settings, 0, progress=sys.stderr.isatty())
+        return
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
+    procs = [context.Process(target=run_worker, args=(settings, i), name=f"sweep-worker-{i}")
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    failed = [p.name for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        print(f"warning: workers exited abnormally: {', '.join(failed)}", file=sys.stderr)
+
+
+def report(storage: str, name: str, log: bool = True) -> dict:
+    """Best trial, trials table and figures of a study; logged to its MLflow parent run."""
+    from harness import study as studies
+
+    study = studies.load(storage, name)
+    frame = studies.trials_frame(study)
+    counts = studies.counts(study)
+    best = studies.best_trials(study)
+    attrs = study.user_attrs
+    summary = {
+        "study": name, "storage": describe_storage(storage), "variant": attrs.get("variant"),
+        "task": attrs.get("task"), "directions": [d.name.lower() for d in study.directions],
+        "counts": {k: v for k, v in counts.items() if v}, "parent_run_id": attrs.get("mlflow_parent_run_id"),
+        "best": [{"number": t.number, "values": t.values, "params": t.params,
+                  "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+                  "test": {k: v for k, v in t.user_attrs.items() if k.startswith("test_")}} for t in best],
+    }
+    uri = attrs.get("tracking_uri")
+    if log and uri and summary["parent_run_id"]:
+        tracker = MLflowTracker(uri, attrs.get("experiment", name))
+        tracker.start(run_name=name, tags={}, resume_run_id=summary["parent_run_id"])
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = Path(tmp) / "trials.csv"
+            frame.to_csv(csv, index=False)
+            tracker.log_artifact(csv)
+        for fig_name, figure in studies.figures(study).items():
+            if isinstance(figure, str):
+                tracker.set_tags({f"figure.{fig_name}": figure})
+            else:
+                tracker.log_figure(figure, f"{fig_name}.png")
+        if best:
+            tracker.log_metrics({f"best_value_{i}": v for i, v in enumerate(best[0].values)}, 0)
+            tracker.set_tags({"best_trial": str(best[0].number), "best_params": json.dumps(best[0].params)})
+        finished = counts["RUNNING"] == 0 and counts["WAITING"] == 0
+        tracker.set_tags({"trials_complete": str(counts["COMPLETE"]), "trials_pruned": str(counts["PRUNED"]),
+                          "trials_failed": str(counts["FAIL"])})
+        tracker.end("FINISHED") if finished else tracker.flush()
+    summary["table"] = frame
+    return summary
+
+
+def print_report(summary: dict) -> None:
+    import pandas as pd
+
+    print(f"study {summary['study']} ({summary['variant']} on {summary['task']}, {summary['storage']}): "
+          + ", ".join(f"{v} {k.lower()}" for k, v in summary["counts"].items()))
+    frame = summary["table"]
+    if len(frame):
+        keep = [c for c in frame.columns if c in ("number", "value", "state") or c.startswith("params_")
+                or c in ("user_attrs_test_accuracy", "user_attrs_test_mse", "user_attrs_wall_time_s")]
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(frame[keep].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    for best in summary["best"]:
+        print(f"best trial {best['number']}: values {best['values']} params {best['params']}")
+        if best["test"]:
+            print(f"  test metrics of that trial (recorded, not optimised): {best['test']}")
+    if summary["parent_run_id"]:
+        print(f"MLflow parent run {summary['parent_run_id']}; dashboard: optuna-dashboard {summary['storage']}")
+
+
+def main(args) -> int:
+    if args.report:
+        uri = resolve_uri(args.tracking_uri or "")
+        storage = args.storage or str((local_store_dir(uri) or Path.cwd()) / "optuna.journal")
+        try:
+            summary = report(storage, args.report)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    else:
+        settings = settings_from(args)
+        prepared = prepare(settings, args.fail_running)
+        print(f"study {settings.study}: {prepared['queued']} trials queued "
+              f"(target {settings.trials}) in {describe_storage(settings.storage)}", file=sys.stderr)
+        run_workers(settings, args.workers)
+        summary = report(settings.storage, settings.study)
+    print_report(summary)
+    if args.json:
+        out = {k: v for k, v in summary.items() if k != "table"}
+        print(json.dumps(out, default=str))
+    return 0

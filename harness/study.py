@@ -1,0 +1,290 @@
+"""Optuna behind one module: storages, samplers, pruners, the objective and the worker loop.
+
+Work distribution uses Optuna's own trial queue: whoever opens a sweep tops the study up
+to N trials by enqueueing WAITING trials (under a lock), and every worker, in this process,
+in `--workers` processes or on other machines, takes only queued trials. Optuna pops a
+queued trial atomically (a WAITING -> RUNNING state change that only one caller wins), so
+exactly N trials run however many workers race. With RDB storage, heartbeats turn the trial
+of a killed worker into FAIL and `RetryHeartbeatStaleTrialCallback` queues it again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import platform
+import time
+import warnings
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from harness import space as spaces
+from harness.spec import apply_sets, build_spec
+from harness.train import StopRun, train
+from harness.tracking import MLflowTracker, set_run_state
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class QueueEmpty(Exception):
+    """No queued trial is left for this worker."""
+
+
+class QueueStudy(optuna.Study):
+    """A study whose `ask()` only takes queued trials and never creates extra ones."""
+
+    def _pop_waiting_trial_id(self):
+        trial_id = super()._pop_waiting_trial_id()
+        if trial_id is None:
+            raise QueueEmpty()
+        return trial_id
+
+
+@dataclasses.dataclass
+class Settings:
+    """Everything a worker needs, as plain picklable data."""
+
+    study: str
+    storage: str
+    trials: int
+    base: dict[str, Any]  # run config sections (before trial parameters)
+    space: dict[str, dict[str, Any]]
+    directions: list[str]
+    objectives: list[str]  # "metric" first, then optionally "time" or "params"
+    metric: str  # e.g. best_val_accuracy
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    heartbeat: int = 60
+    timeout: float | None = None
+    tracking_uri: str = ""
+    experiment: str = ""
+    parent_run_id: str | None = None
+
+
+def is_rdb(storage: str) -> bool:
+    return "://" in storage
+
+
+def stale_trial_callback(settings: Settings):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+    def callback(study, trial):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and settings.tracking_uri:
+            set_run_state(settings.tracking_uri, run_id, "FAILED",
+                          {"trial_state": "FAIL", "failure_reason": "worker lost (stale heartbeat)"})
+        retry(study, trial)
+    return callback
+
+
+def open_storage(url: str, heartbeat: int = 60, on_stale=None):
+    """RDB storage (with heartbeats) for URLs, Optuna's journal file for plain paths."""
+    if is_rdb(url):
+        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                                          heartbeat_stale_trial_callback=on_stale)
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(url))
+
+
+def make_sampler(settings: Settings, worker: int, existing: int = 0) -> optuna.samplers.BaseSampler:
+    # Workers, and sessions resuming a study, must not replay each other's random draws.
+    seed = settings.seed + 1000 * worker + 7919 * existing
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.sampler == "grid":
+        return optuna.samplers.GridSampler({k: spaces.grid_points(v) for k, v in settings.space.items()}, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
+
+
+def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
+    if settings.pruner == "none" or len(settings.directions) > 1:  # Optuna cannot prune multi-objective
+        return optuna.pruners.NopPruner()
+    if settings.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+
+
+def open_study(settings: Settings, worker: int = 0) -> QueueStudy:
+    on_stale = stale_trial_callback(settings) if is_rdb(settings.storage) else None
+    storage = open_storage(settings.storage, settings.heartbeat, on_stale)
+    existing = len(optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,
+                                       load_if_exists=True).get_trials(deepcopy=False))
+    return QueueStudy(study_name=settings.study, storage=storage,
+                      sampler=make_sampler(settings, worker, existing), pruner=make_pruner(settings))
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    out = {state.name: 0 for state in TrialState}
+    for trial in study.get_trials(deepcopy=False):
+        out[trial.state.name] += 1
+    return out
+
+
+def top_up(study: optuna.Study, total: int, grid: list[dict] | None = None) -> int:
+    """Queue trials until finished + running + queued = total; returns how many were queued.
+    For grid search each queued trial is one grid point not tried yet (so the grid can run
+    out). The caller holds the sweep lock, so concurrent sweeps never overfill the study."""
+    c = counts(study)
+    missing = max(0, total - (c["COMPLETE"] + c["PRUNED"] + c["RUNNING"] + c["WAITING"]))
+    if grid is None:
+        for _ in range(missing):
+            study.enqueue_trial({}, skip_if_exists=False)
+        return missing
+    taken = [t.system_attrs.get("fixed_params", t.params) for t in study.get_trials(deepcopy=False)
+             if t.state != TrialState.FAIL]
+    fresh = [point for point in grid if point not in taken][:missing]
+    for point in fresh:
+        study.enqueue_trial(point, skip_if_exists=False)
+    return len(fresh)
+
+
+def grid(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every combination of the space's grid points, in a fixed order."""
+    keys = list(space)
+    return [dict(zip(keys, values)) for values in itertools.product(*(spaces.grid_points(space[k]) for k in keys))]
+
+
+def fail_orphans(study: optuna.Study) -> int:
+    """Mark RUNNING trials FAIL (journal storage has no heartbeat to notice a crashed sweep)."""
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(orphans)
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    values = {}
+    for key, entry in space.items():
+        kind = entry["type"]
+        if kind == "categorical":
+            values[key] = trial.suggest_categorical(key, entry["choices"])
+        elif kind == "int":
+            values[key] = trial.suggest_int(key, int(entry["low"]), int(entry["high"]),
+                                            step=int(entry.get("step", 1)), log=bool(entry.get("log", False)))
+        else:
+            values[key] = trial.suggest_float(key, float(entry["low"]), float(entry["high"]),
+                                              log=bool(entry.get("log", False)))
+    return values
+
+
+class Objective:
+    def __init__(self, settings: Settings, progress: bool = False):
+        self.settings, self.progress = settings, progress
+
+    def __call__(self, trial: optuna.Trial):
+        s = self.settings
+        params = suggest(trial, s.space)
+        values = apply_sets(s.base, [f"{k}={v}" for k, v in params.items()])
+        values = apply_sets(values, [f"track.run_name={s.study}-trial{trial.number}"])
+        spec = build_spec(values).validate()
+        primary = spec.build_task().primary_metric
+        tracker = MLflowTracker(s.tracking_uri, spec.experiment) if s.tracking_uri else None
+
+        def report(step, metrics):
+            if len(s.directions) == 1:
+                trial.report(metrics[primary], step)
+                if trial.should_prune():
+                    raise StopRun("PRUNED", f"pruned by the {s.pruner} pruner at step {step}")
+
+        def started(run_id):  # recorded up front: a worker may die before the trial ends
+            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("worker", f"{platform.node()}:{os.getpid()}")
+
+        result = train(spec, tracker, report=report, progress=self.progress, parent_run_id=s.parent_run_id,
+                       tags={"optuna.study": s.study, "optuna.trial": str(trial.number)}, on_start=started)
+        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("wall_time_s", round(result.wall_time_s, 3))
+        trial.set_user_attr("trainable_params", result.trainable_params)
+        for key, value in result.metrics.items():
+            if key.startswith("test_"):
+                trial.set_user_attr(key, value)  # recorded, never optimised
+        state = {"FINISHED": "COMPLETE", "PRUNED": "PRUNED"}.get(result.status, "PRUNED")
+        if result.reason:
+            trial.set_user_attr("reason", result.reason)
+        if tracker is not None:
+            set_run_state(s.tracking_uri, result.run_id, None, {"trial_state": state})
+        if result.status == "KILLED":
+            raise KeyboardInterrupt(result.reason)  # Ctrl-C/SIGTERM: the trial FAILs, the worker stops
+        if state == "PRUNED":  # pruned, or diverged (the reason is recorded) — the sweep goes on
+            raise optuna.TrialPruned(result.reason)
+        values = {"metric": result.metrics[s.metric], "time": result.wall_time_s,
+                  "params": float(result.trainable_params)}
+        return [values[o] for o in s.objectives] if len(s.objectives) > 1 else values["metric"]
+
+
+def run_worker(settings: Settings, worker: int = 0, progress: bool = False) -> int:
+    """Take queued trials until none is left; returns how many this worker ran."""
+    study = open_study(settings, worker)
+    ran, deadline = 0, None if settings.timeout is None else time.time() + settings.timeout
+    objective = Objective(settings, progress)
+    while deadline is None or time.time() < deadline:
+        try:
+            left = None if deadline is None else max(1.0, deadline - time.time())
+            study.optimize(objective, n_trials=1, timeout=left, catch=())
+            ran += 1
+        except QueueEmpty:
+            if is_rdb(settings.storage) and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)  # a dead worker's trial is queued again
+                time.sleep(min(5.0, settings.heartbeat))
+                continue
+            break
+    return ran
+
+
+def trials_frame(study: optuna.Study):
+    frame = study.trials_dataframe(attrs=("number", "value", "values", "state", "params", "user_attrs",
+                                          "duration", "datetime_start"))
+    return frame
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return study.best_trials
+    except ValueError:
+        return []
+
+
+def figures(study: optuna.Study) -> dict[str, Any]:
+    """Optuna's matplotlib figures; a figure that cannot be drawn yet is skipped with a note."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization import matplotlib as ovm
+
+    out, multi = {}, len(study.directions) > 1
+    plots = {"optimization_history": ovm.plot_optimization_history,
+             "parallel_coordinate": ovm.plot_parallel_coordinate,
+             "param_importances": ovm.plot_param_importances}
+    if multi:
+        plots = {"pareto_front": ovm.plot_pareto_front, **{k: v for k, v in plots.items() if k != "optimization_history"}}
+    for name, plot in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                kwargs = {"target": lambda t: t.values[0], "target_name": "metric"} if multi and name != "pareto_front" else {}
+                axes = plot(study, **kwargs)
+                out[name] = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+            except Exception as err:  # too few finished trials, a single distinct value, ...
+                out[name] = f"not drawn: {err}"
+    return out
+
+
+def load(storage: str, name: str) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(storage))
+    except KeyError:
+        raise ValueError(f"no study named {name!r} in {storage}") from None
+
+
+def finite(value) -> bool:
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,59 @@
+"""Fixtures that start real servers: a PostgreSQL cluster of the test's own on 127.0.0.1."""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from helpers import free_port
+
+
+def _pg_bindir() -> str | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    return os.path.dirname(os.path.realpath(initdb)) if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (initdb + pg_ctl) on a free port; yields a URL prefix
+    `postgresql://postgres@127.0.0.1:PORT` to which a database name is appended."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: use the packaged postgres account
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    root = tempfile.mkdtemp(prefix="harness-pg-")
+    os.chmod(root, 0o755)
+    if as_user:
+        shutil.chown(root, "postgres", "postgres")
+    data, port = os.path.join(root, "data"), free_port()
+
+    def run(*args):
+        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, timeout=120)
+
+    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+    run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start",
+        "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections=100")
+    try:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            for name in ("optuna", "mlflow"):
+                conn.execute(f"CREATE DATABASE {name}")
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)

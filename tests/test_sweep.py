@@ -1,0 +1,181 @@
+"""Optuna sweeps with real storages (journal file, PostgreSQL), real MLflow stores and real
+worker processes: counts, nesting, resume, crashed workers, divergence, the dashboard."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import optuna
+import psutil
+import pytest
+from helpers import free_port, run_cli
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "train.batch_size=16",
+        "--set", "task.val_size=256", "--set", "task.test_size=256", "--set", "track.probe_points=1"]
+
+
+def _sweep(*args, cwd, timeout=600):
+    result = run_cli("sweep", *args, "--json", cwd=cwd, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _children(uri, parent):
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
+
+
+def test_journal_sweep_with_mlflow_sqlite_then_resume(tmp_path):
+    out = _sweep("--variant", "lstm", "--trials", "4", "--set", "train.steps=40", *TINY, cwd=tmp_path)
+    assert out["counts"]["COMPLETE"] + out["counts"].get("PRUNED", 0) == 4
+    study = optuna.load_study(study_name="lstm-recall-L5",
+                              storage=optuna.storages.JournalStorage(
+                                  optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))))
+    assert len(study.trials) == 4
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent = client.get_run(out["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert {"study", "sampler", "pruner", "search_space"} <= set(parent.data.params)
+    assert json.loads(parent.data.params["search_space"])["train.lr"]["log"] is True
+    children = _children(uri, out["parent_run_id"])
+    assert len(children) == 4
+    by_trial = {int(r.data.tags["optuna.trial"]): r for r in children}
+    for trial in study.trials:  # the trial records its child run, the child its trial state
+        child = by_trial[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        assert child.data.tags["trial_state"] == trial.state.name
+    artifacts = {a.path for a in client.list_artifacts(out["parent_run_id"])}
+    assert {"trials.csv", "optimization_history.png", "parallel_coordinate.png"} <= artifacts
+    assert out["best"] and out["best"][0]["test"], "best trial with its recorded test metrics"
+
+    more = _sweep("--variant", "lstm", "--trials", "6", "--set", "train.steps=40", *TINY, cwd=tmp_path)
+    assert sum(more["counts"].get(s, 0) for s in ("COMPLETE", "PRUNED")) == 6
+    assert more["parent_run_id"] == out["parent_run_id"]
+    assert len(_children(uri, out["parent_run_id"])) == 6
+    params = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(params)) == len(params), "a resumed session must not replay earlier draws"
+
+    report = run_cli("sweep", "--report", "lstm-recall-L5", cwd=tmp_path)
+    assert report.returncode == 0 and "best trial" in report.stdout
+
+
+def test_a_diverging_trial_is_stopped_with_its_reason_and_the_sweep_goes_on(tmp_path):
+    (tmp_path / "search.toml").write_text(
+        '[search]\n"train.lr" = {type = "categorical", choices = [1e30, 0.001]}\n'
+        '"model.num_layers" = "off"\n"model.dropout" = "off"\n"cell.forget_bias" = "off"\n'
+        '"train.clip" = {type = "categorical", choices = [0.0]}\n'
+        '"model.hidden_size" = {type = "categorical", choices = [8]}\n')
+    out = _sweep("--variant", "simple_rnn", "--task", "adding", "--trials", "3", "--sampler", "grid",
+                 "--pruner", "none", "--config", "search.toml", "--set", "train.steps=20",
+                 "--set", "train.log_every=1", "--set", "task.length=8", "--set", "task.val_size=256",
+                 "--set", "task.test_size=256", cwd=tmp_path)
+    study = optuna.load_study(study_name="simple_rnn-adding-L8", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))))
+    diverged = [t for t in study.trials if t.params["train.lr"] == 1e30]
+    healthy = [t for t in study.trials if t.params["train.lr"] == 0.001]
+    assert len(diverged) == 1 and len(healthy) == 1 and len(study.trials) == 2  # the grid has 2 points
+    assert all(t.state == TrialState.PRUNED and "non-finite" in t.user_attrs["reason"] for t in diverged)
+    assert all(t.state == TrialState.COMPLETE for t in healthy)
+    assert out["counts"]["COMPLETE"] == len(healthy)
+
+
+def test_a_study_refuses_a_different_setup(tmp_path):
+    _sweep("--variant", "gru", "--trials", "1", "--study", "mine", "--set", "train.steps=10", *TINY, cwd=tmp_path)
+    result = run_cli("sweep", "--variant", "lstm", "--trials", "2", "--study", "mine", *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "study 'mine' tunes variant 'gru', not 'lstm'" in result.stderr
+
+
+def test_multi_objective_metric_against_parameters(tmp_path):
+    out = _sweep("--variant", "gru", "--trials", "3", "--objectives", "metric,params",
+                 "--set", "train.steps=10", *TINY, cwd=tmp_path)
+    assert out["directions"] == ["maximize", "minimize"]
+    assert all(len(b["values"]) == 2 for b in out["best"])
+
+
+def test_optuna_dashboard_serves_the_study(tmp_path):
+    _sweep("--variant", "gru", "--trials", "2", "--set", "train.steps=10", *TINY, cwd=tmp_path)
+    port = free_port()
+    dashboard = os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
+    proc = subprocess.Popen([dashboard, str(tmp_path / "optuna.journal"),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline, studies = time.time() + 60, None
+        while time.time() < deadline and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.loads(r.read())["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no answer"
+        assert [s["study_name"] for s in studies] == ["gru-recall-L5"]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_three_workers_share_a_postgresql_study(postgres, tmp_path):
+    """Three separate `sweep` processes (as on three machines) on one PostgreSQL study."""
+    storage, uri = f"{postgres}/optuna", f"{postgres}/mlflow"
+    args = ["sweep", "--variant", "gru", "--trials", "12", "--study", "pg-three", "--storage", storage,
+            "--tracking-uri", uri, "--experiment", "pg-three", "--pruner", "none",
+            "--set", "train.steps=20", *TINY, "--json"]
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    study = optuna.load_study(study_name="pg-three", storage=storage)
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == 12 and sorted(numbers) == list(range(12)), "exactly 12, no duplicates"
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    parents = {json.loads(o[0].strip().splitlines()[-1])["parent_run_id"] for o in outs}
+    assert len(parents) == 1, "every process attached to the same parent run"
+    children = _children(uri, parents.pop())
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(12))
+    assert {r.info.run_id for r in children} == {t.user_attrs["mlflow_run_id"] for t in study.trials}
+
+
+def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
+    storage, uri = f"{postgres}/optuna", f"{postgres}/mlflow"
+    args = ["sweep", "--variant", "lstm", "--trials", "6", "--study", "pg-kill", "--storage", storage,
+            "--tracking-uri", uri, "--experiment", "pg-kill", "--pruner", "none", "--workers", "3",
+            "--heartbeat", "1", "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, "--json"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.time() + 300
+    while victim is None and time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="pg-kill", storage=storage)
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+        if running:  # the worker process that runs this trial, by the pid the trial recorded
+            victim = psutil.Process(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]))
+    assert victim is not None, "no worker was running a trial"
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name="pg-kill", storage=storage)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 6
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1
+    retried = [t for t in study.trials
+               if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == failed[0].number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+    assert retried[0].params == failed[0].params
+    lost = MlflowClient(uri).get_run(failed[0].user_attrs["mlflow_run_id"])
+    assert lost.info.status == "FAILED" and "stale heartbeat" in lost.data.tags["failure_reason"]
