@@ -18,6 +18,8 @@ COMMANDS = {
     "config": ("harness.commands.config", "print the resolved configuration as TOML"),
     "data": ("harness.commands.data", "download, verify and encode datasets ahead of time"),
     "sweep": ("harness.commands.sweep", "tune a variant with Optuna (pruned, resumable, multi-process)"),
+    "reproduce": ("harness.commands.reproduce", "run a claim's experiment grid (resumable)"),
+    "report": ("harness.commands.report", "tables, figures, verdicts and the HTML dashboard from the runs"),
 }
 
 

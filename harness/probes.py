@@ -120,5 +120,5 @@ def profile_figure(rows: list[dict], title: str, threshold: float):
                         label=f"{threshold:g} × norm at the loss step")
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.88, wspace=0.28)  # tight_layout: 0.4 s/run
     return fig

@@ -248,8 +248,9 @@ def ensure_experiment(client, uri: str, name: str) -> str:
         return found.experiment_id
     store = local_store_dir(uri)
     location = (store / "mlartifacts").as_uri() if store is not None else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
+    try:  # the experiment kind makes MLflow 3's UI open the model-training view, not GenAI
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={"mlflow.experimentKind": "custom_model_development"})
     except Exception:  # created concurrently by another worker
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -272,3 +273,53 @@ def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
     if not config.enabled:
         return Tracker()
     return MLflowTracker(config.tracking_uri, experiment)
+
+
+# -- reading runs back (reports, reuse of finished runs) -----------------------------------------
+def search_runs(uri: str, experiment: str, filter_string: str = ""):
+    """All runs of an experiment as a pandas DataFrame (params.*, metrics.*, tags.* columns);
+    empty when the experiment does not exist."""
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(resolve_uri(uri))
+    if mlflow.MlflowClient().get_experiment_by_name(experiment) is None:
+        return pd.DataFrame()
+    return mlflow.search_runs(experiment_names=[experiment], filter_string=filter_string,
+                              max_results=100_000, output_format="pandas")
+
+
+def metric_history(uri: str, run_ids: list[str], key: str):
+    """Every logged value of `key` for the given runs: DataFrame(run_id, step, value)."""
+    from mlflow import MlflowClient
+    import pandas as pd
+
+    client = MlflowClient(resolve_uri(uri))
+    rows = [{"run_id": run_id, "step": m.step, "value": m.value}
+            for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+    return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+
+def download_artifact(uri: str, run_id: str, path: str, dst: str | Path) -> Path:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reports download many
+    from mlflow.artifacts import download_artifacts
+
+    return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst),
+                                   tracking_uri=resolve_uri(uri)))
+
+
+def finished_run(uri: str, experiment: str, fingerprint: str) -> str | None:
+    """A run of `experiment` with this config fingerprint that ran to its end (FINISHED, or
+    FAILED by divergence: a deterministic outcome), to be reused instead of re-run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(resolve_uri(uri))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], f"tags.fingerprint = '{fingerprint}'", max_results=50)
+    for run in runs:
+        if run.info.status == "FINISHED" or (
+                run.info.status == "FAILED" and "non-finite" in run.data.tags.get("failure_reason", "")):
+            return run.info.run_id
+    return None

@@ -37,6 +37,8 @@ class ImdbOptions(TaskOptions):
     truncating: Literal["pre", "post"] = option("pre", "cut long reviews at the front (pre: keep the end) or back")
     val_size: int = option(5000, "training reviews held out for validation", min=1, max=TRAIN_REVIEWS - 1)
     split_seed: int = option(0, "chooses the held-out validation reviews (fixed across runs)")
+    train_subset: int = option(0, "train on a seeded random N of the training reviews (0 = all); quick tests", min=0)
+    test_subset: int = option(0, "test on a seeded random N of the 25,000 test reviews (0 = all)", min=0)
     data_dir: str = option("", "data directory ('' = $HARNESS_DATA_DIR, else the per-user cache)")
     source: str = option("", "path of the aclImdb tar.gz ('' = look in the data directory, else download)")
     sha256: str = option("", "TESTS ONLY: accept an archive with this sha256 instead of the two real ones")
@@ -78,9 +80,17 @@ class Imdb(Task):
             # Seeded by split_seed alone, so the held-out reviews never depend on the run's seed.
             perm = torch.randperm(n, generator=generator(o.split_seed, "imdb-validation", 0))
             val, train = perm[: o.val_size].sort().values, perm[o.val_size:].sort().values
+            test = torch.arange(len(enc.test_y))
+            # Subsets are random (the archive lists every negative review first), seeded like the split.
+            if o.train_subset:
+                train = train[torch.randperm(len(train), generator=generator(o.split_seed, "imdb-train-subset", 0))
+                              [: o.train_subset]].sort().values
+            if o.test_subset:
+                test = torch.randperm(len(test), generator=generator(o.split_seed, "imdb-test-subset", 0))[
+                    : o.test_subset].sort().values
             self._splits = {"train": (enc.train_x[train], enc.train_y[train]),
                             "val": (enc.train_x[val], enc.train_y[val]),
-                            "test": (enc.test_x, enc.test_y)}
+                            "test": (enc.test_x[test], enc.test_y[test])}
             self.encoded = enc
         return self._splits
 
@@ -88,7 +98,8 @@ class Imdb(Task):
     def train_size(self) -> int:
         if self._splits is None and not self.options.sha256:
             # Known without loading: planning a run and listing tasks stay instant offline.
-            return TRAIN_REVIEWS - self.options.val_size
+            full = TRAIN_REVIEWS - self.options.val_size
+            return min(full, self.options.train_subset) if self.options.train_subset else full
         return len(self.splits()["train"][1])  # a test archive (sha256 override): count it
 
     def steps_per_epoch(self, batch_size: int) -> int:

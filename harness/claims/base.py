@@ -1,0 +1,122 @@
+"""A claim: the statement, where it comes from, its experiment grid per budget (data), and
+the analysis that turns its MLflow runs into tables, figures and a computed verdict."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any, Callable, ClassVar
+
+import pandas as pd
+
+BUDGETS = ("smoke", "quick", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """One sub-grid: fixed config values and axes whose cartesian product (x seeds) is run.
+    Keys are config fields as for --set ("task.length", "model.variant", ...)."""
+
+    label: str
+    fixed: dict[str, Any]
+    axes: dict[str, tuple]
+    seeds: int | None = None  # overrides the budget's seed count for this grid
+
+    def points(self) -> list[dict[str, Any]]:
+        keys = list(self.axes)
+        return [{**self.fixed, **dict(zip(keys, values))} for values in itertools.product(*self.axes.values())]
+
+
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    """One run of a claim: its config values and the tags that place it in the grid."""
+
+    values: dict[str, Any]
+    tags: dict[str, str]
+
+    @property
+    def sets(self) -> list[str]:
+        return [f"{k}={v}" for k, v in self.values.items()]
+
+
+@dataclasses.dataclass
+class ClaimReport:
+    """What an analysis produces; the report writer turns it into files and HTML."""
+
+    verdict: str  # one word or phrase computed from the data
+    verdict_detail: str  # the numbers behind it, one paragraph of Markdown
+    tables: dict[str, pd.DataFrame]  # name -> table (CSV + Markdown)
+    figures: dict[str, Any]  # name -> matplotlib figure (PNG + SVG)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+class Claim:
+    """Subclasses set the class attributes and implement `analyse`; one file per claim."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    statement: ClassVar[str]  # the claim under test, as its source states it
+    sources: ClassVar[str]
+    protocol: ClassVar[str]  # Markdown: how the claim is tested and how the verdict is computed
+    seeds: ClassVar[dict[str, int]] = {"smoke": 1, "quick": 3, "full": 5}
+    trains: ClassVar[bool] = True  # False: runs only measure (e.g. parameter counts)
+
+    def grids(self, budget: str) -> tuple[Grid, ...]:
+        raise NotImplementedError
+
+    def plan(self, budget: str, seeds: int | None = None) -> list[Planned]:
+        out = []
+        for grid in self.grids(budget):
+            count = seeds if seeds is not None else (grid.seeds or self.seeds[budget])
+            for point in grid.points():
+                label = " ".join(f"{k.split('.')[-1]}={point[k]}" for k in grid.axes)
+                for seed in range(count):
+                    values = {**point, "train.seed": seed}
+                    out.append(Planned(values, {"claim": self.name, "claim_budget": budget, "claim_grid": grid.label,
+                                                "claim_point": f"{label} seed={seed}"}))
+        return out
+
+    def measure(self, planned: Planned) -> dict[str, float]:
+        """For claims that do not train: the metrics of one planned point."""
+        raise NotImplementedError
+
+    def analyse(self, runs: pd.DataFrame, context: "Context") -> ClaimReport:
+        raise NotImplementedError
+
+    @property
+    def experiment(self) -> str:
+        return f"claim-{self.name}"
+
+
+@dataclasses.dataclass
+class Context:
+    """What an analysis may ask for beyond the run table (loaded lazily from MLflow)."""
+
+    tracking_uri: str
+    history: Callable[[list[str], str], pd.DataFrame]  # (run_ids, metric) -> run_id, step, value
+    artifact: Callable[[str, str], Any]  # (run_id, path) -> local Path
+
+
+def param(runs: pd.DataFrame, field: str) -> pd.Series:
+    """A config field of every run (logged as an MLflow param, so a string)."""
+    return runs[f"params.{field}"]
+
+
+def numeric(runs: pd.DataFrame, field: str) -> pd.Series:
+    return pd.to_numeric(param(runs, field), errors="coerce")
+
+
+def task_of(row: pd.Series):
+    """Rebuild a run's task from its logged params (to ask for its baseline and criterion)."""
+    import tasks
+
+    name = row["params.task.name"]
+    cls = tasks.get(name)
+    fields = {f for f in cls.Options.__dataclass_fields__}
+    values = {k[len("params.task."):]: v for k, v in row.items()
+              if k.startswith("params.task.") and k[len("params.task."):] in fields and isinstance(v, str)}
+    return cls(cls.Options.from_mapping(values))
+
+
+def normalised(accuracy: float, chance: float) -> float:
+    """How far from chance (0) to perfect (1) an accuracy is."""
+    return (accuracy - chance) / (1.0 - chance) if chance < 1 else float("nan")

@@ -1,0 +1,114 @@
+"""Claim `skip`: a Skip RNN solves the adding task while updating its state on about half of
+the steps (Campos et al. 2018: Skip LSTM, λ = 1e-5, T = 50, 53.9 ± 2.1% of updates)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from harness import stats
+from harness.claims.base import Claim, ClaimReport, Grid, numeric, param, task_of
+from harness.claims.registry import register
+from harness.plotting import color, plt
+
+PAPER_UPDATES = {"skip_lstm": 0.539, "skip_gru": 0.507}
+FEW_UPDATES = 0.60  # "about half": the paper's fractions are 51-54%
+LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3)
+
+
+def _grids(common: dict, lengths: tuple, lambdas: tuple) -> tuple[Grid, ...]:
+    adding = {**common, "task.name": "adding", "task.variant": "campos"}
+    return (Grid("skip", adding, {"task.length": lengths, "model.variant": ("skip_lstm", "skip_gru"),
+                                  "cell.budget_weight": lambdas}),
+            Grid("dense", adding, {"task.length": lengths, "model.variant": ("lstm", "gru")}))
+
+
+@register
+class Skip(Claim):
+    name = "skip"
+    title = "Skip RNN: solve the adding task with about half of the state updates"
+    statement = ("Skip LSTM (budget weight 1e-5) solves the adding task of length 50 using 53.9% of the "
+                 "state updates; Skip GRU 50.7%.")
+    sources = "Campos et al. 2018, Skip RNN (ICLR), Table 1"
+    protocol = (
+        "The adding task in the Skip RNN paper's setup (values U(-0.5, 0.5), first marker in the first 10%, "
+        "second in the last 50%; solved = test MSE two orders of magnitude below the target variance), at "
+        "T = 50 and a longer T, for Skip LSTM / Skip GRU across budget weights λ and for the dense LSTM/GRU. "
+        "The fraction of updates is the mean of u_t over the validation set at the last evaluation. "
+        "**Verdict** for each skip cell at T = 50: 'reproduced' when some λ solves the task in a majority "
+        f"of seeds with at most {FEW_UPDATES:.0%} of updates, 'partially reproduced' when it is solved only "
+        "with more updates, 'not reproduced' when no λ solves it; the claim is reproduced when Skip LSTM's "
+        "is (Skip GRU reported alongside).")
+
+    def grids(self, budget):
+        if budget == "smoke":
+            common = {"model.hidden_size": 16, "train.steps": 30, "task.val_size": 256, "task.test_size": 256,
+                      "track.probe_points": 1}
+            return _grids(common, (50,), (0.0, 1e-3))
+        if budget == "quick":
+            common = {"model.hidden_size": 64, "train.steps": 2500, "train.lr": 1e-3, "train.batch_size": 64,
+                      "task.val_size": 512, "task.test_size": 1024, "track.probe_points": 2}
+            return _grids(common, (50, 100), LAMBDAS)
+        common = {"model.hidden_size": 110, "train.steps": 30000, "train.lr": 1e-4, "train.batch_size": 256,
+                  "task.val_size": 1024, "task.test_size": 4096}
+        return _grids(common, (50, 200), LAMBDAS + (1e-2,))
+
+    def analyse(self, runs, context):
+        frame = pd.DataFrame({
+            "variant": param(runs, "model.variant"), "length": numeric(runs, "task.length").astype(int),
+            "budget_weight": numeric(runs, "cell.budget_weight").fillna(0.0), "seed": numeric(runs, "train.seed"),
+            "mse": runs.get("metrics.test_mse"), "solved": runs.get("metrics.test_solved").fillna(0.0) > 0.5,
+            "updates": runs.get("metrics.update_mean", pd.Series(1.0, index=runs.index)).fillna(1.0)})
+        threshold = task_of(runs.iloc[0]).success().threshold
+        rows = []
+        for (length, variant, lam), part in frame.groupby(["length", "variant", "budget_weight"]):
+            mse = stats.mean_interval(part["mse"])
+            upd = stats.mean_interval(part["updates"])
+            rows.append({"length": length, "variant": variant, "budget_weight": lam, "seeds": len(part),
+                         "solved": int(part["solved"].sum()), "test_mse": mse[0], "mse_low": mse[1],
+                         "mse_high": mse[2], "updates": upd[0], "updates_low": upd[1], "updates_high": upd[2]})
+        table = pd.DataFrame(rows)
+        verdicts, detail = {}, []
+        for variant in ("skip_lstm", "skip_gru"):
+            part = table[(table.variant == variant) & (table.length == table.length.min())]
+            ok = part[part["solved"] * 2 > part["seeds"]]
+            if part.empty:
+                continue
+            if ok.empty:
+                verdicts[variant] = "not reproduced"
+                detail.append(f"{variant}: no λ solved T = {part.length.min()}")
+                continue
+            best = ok.sort_values("updates").iloc[0]
+            verdicts[variant] = "reproduced" if best["updates"] <= FEW_UPDATES else "partially reproduced"
+            detail.append(f"{variant}: solved T = {best['length']} with {best['updates']:.1%} of updates at "
+                          f"λ = {best['budget_weight']:g} (paper {PAPER_UPDATES[variant]:.1%})")
+        verdict = verdicts.get("skip_lstm", "not testable")
+        return ClaimReport(verdict, "; ".join(detail) + ".", {"frontier": table},
+                           {"accuracy_vs_updates": _frontier(table, threshold)})
+
+
+def _frontier(table: pd.DataFrame, threshold: float):
+    lengths = sorted(table["length"].unique())
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5.2 * len(lengths), 4), squeeze=False)
+    for ax, length in zip(axes[0], lengths):
+        part = table[table["length"] == length]
+        for i, (variant, p) in enumerate(part.groupby("variant")):
+            p = p.sort_values("updates")
+            ax.errorbar(p["updates"], p["test_mse"], yerr=[(p["test_mse"] - p["mse_low"]).clip(lower=0),
+                        (p["mse_high"] - p["test_mse"]).clip(lower=0)], fmt="o-", ms=5, capsize=3,
+                        color=color(variant, i), label=variant)
+            for r in p.itertuples():
+                if variant.startswith("skip"):
+                    ax.annotate(f"λ={r.budget_weight:g}", (r.updates, r.test_mse), fontsize=6,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
+        for variant, value in PAPER_UPDATES.items():
+            ax.axvline(value, color=color(variant), ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1.05)
+        ax.set_xlabel("fraction of state updates")
+        ax.set_ylabel("test MSE (mean, 95% CI)")
+        ax.set_title(f"adding, T = {length}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Skip RNN: accuracy vs updates used (dotted: the paper's update fractions)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,48 @@
+"""Turn the claims' MLflow runs into tables, figures, verdicts and an HTML dashboard.
+
+examples:
+  python -m harness report                       # every claim with runs, into results/ and dashboards/
+  python -m harness report --claim horizon --budget quick
+  python -m harness report --out /tmp/results --dashboards /tmp/dash
+
+Writes results/<claim>/ (CSV and Markdown tables, PNG and SVG figures, README.md with the
+protocol, budget, machine, commit, command and verdict) and dashboards/index.html.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from harness import claims
+from harness.claims import BUDGETS
+from harness.cli import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--claim", action="append", metavar="NAME", help="claims to report (default: all)")
+    parser.add_argument("--budget", choices=BUDGETS, help="default: the largest budget each claim has runs for")
+    parser.add_argument("--tracking-uri", default="", metavar="URI")
+    parser.add_argument("--out", default="results", metavar="DIR")
+    parser.add_argument("--dashboards", default="dashboards", metavar="DIR", help="'' to skip the HTML")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of verdicts")
+
+
+def main(args) -> int:
+    from harness.reporting import report_all
+
+    names = args.claim or claims.available()
+    selected = [claims.get(name) for name in names]
+    written = report_all(selected, args.tracking_uri, Path(args.out),
+                         Path(args.dashboards) if args.dashboards else None, args.budget)
+    if not written:
+        raise UsageError("no finished claim runs in this MLflow store; run python -m harness reproduce first")
+    for w in written:
+        print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "
+              f"{w.report.verdict_detail}")
+    print(f"wrote {', '.join(str(w.directory) for w in written)}"
+          + (f" and {Path(args.dashboards) / 'index.html'}" if args.dashboards else ""))
+    if args.json:
+        print(json.dumps({w.claim.name: {"verdict": w.report.verdict, "budget": w.meta["budget"],
+                                         "runs": w.meta["runs"]} for w in written}))
+    return 0

@@ -1,0 +1,65 @@
+"""Run a claim's experiment grid (all of it, or what is still missing) through the training path.
+
+examples:
+  python -m harness reproduce params
+  python -m harness reproduce horizon --budget quick --jobs 2
+  python -m harness reproduce all --budget smoke
+  python -m harness reproduce imdb --budget full --device cuda --tracking-uri http://mlflow:5000
+
+Budgets: smoke (seconds to minutes: tests), quick (sized for a CPU, well under an hour per
+claim), full (the real protocol, for a GPU). Runs already finished with the same
+configuration are reused, so an interrupted reproduce resumes. Then: python -m harness report.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from harness import claims
+from harness.claims import BUDGETS
+from harness.cli import UsageError
+from harness.registry import import_plugins
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("claim", help=f"one of {', '.join(claims.available())}, or all")
+    parser.add_argument("--budget", choices=BUDGETS, default="quick")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds per grid point (default: the budget's)")
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda")
+    parser.add_argument("--tracking-uri", default="", metavar="URI", help="MLflow store (default ./mlflow.db)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="K", help="training processes in parallel")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+    parser.add_argument("--dry-run", action="store_true", help="list the grid without running it")
+
+
+def main(args) -> int:
+    from harness.reproduce import reproduce, spec_for
+
+    import_plugins(args.plugin)
+    names = claims.available() if args.claim == "all" else [args.claim]
+    selected = [claims.get(name) for name in names]
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError("--seeds must be >= 1")
+    command = f"python -m harness reproduce {args.claim} --budget {args.budget}" + "".join(
+        f" --{flag} {shlex.quote(str(value))}" for flag, value in
+        (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs)) if value not in (None, "auto", 1))
+    failed = 0
+    for claim in selected:
+        if args.dry_run:
+            plan = claim.plan(args.budget, args.seeds)
+            for planned in plan:
+                if claim.trains:
+                    spec_for(claim, planned, device=args.device, uri=args.tracking_uri)  # validates every point
+            print(f"{claim.name} ({args.budget}): {len(plan)} runs")
+            continue
+        outcomes = reproduce(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
+                             jobs=args.jobs, command=command, report=lambda line: print(line, flush=True))
+        if any(o.status == "KILLED" for o in outcomes):
+            print("interrupted: run the same command again to resume", file=sys.stderr)
+            return 130
+        failed += sum(o.status == "FAILED" for o in outcomes)
+    if failed:
+        print(f"note: {failed} runs diverged (recorded as FAILED; the reports count them as not solved)")
+    print("next: python -m harness report" + (f" --claim {args.claim}" if args.claim != "all" else ""))
+    return 0

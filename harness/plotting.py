@@ -1,0 +1,30 @@
+"""Shared matplotlib helpers for claim figures: one look for every report."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"simple_rnn": "#c44e52", "lstm": "#4c72b0", "gru": "#55a868", "peephole_lstm": "#8172b3",
+          "phased_lstm": "#937860", "skip_lstm": "#da8bc3", "skip_gru": "#8c8c8c"}
+
+
+def color(name: str, index: int = 0) -> str:
+    return COLORS.get(name, plt.rcParams["axes.prop_cycle"].by_key()["color"][index % 10])
+
+
+def band(ax, x, mean, low, high, label: str, c: str, marker: str = "o"):
+    """A mean line with a shaded interval band."""
+    ax.plot(x, mean, marker=marker, ms=4, color=c, label=label)
+    ax.fill_between(x, low, high, color=c, alpha=0.18, linewidth=0)
+
+
+def grid_of_axes(count: int, ncols: int = 3, size=(4.6, 3.4)):
+    nrows = (count + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, min(ncols, count), figsize=(size[0] * min(ncols, count), size[1] * nrows),
+                             squeeze=False)
+    flat = axes.flatten()
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]

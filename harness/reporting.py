@@ -1,0 +1,125 @@
+"""Turn a claim's MLflow runs into files: tables (CSV + Markdown), figures (PNG + SVG) and a
+README that states the protocol, the budget, the machine, the commit, the command and the
+computed verdict; then the HTML dashboard over all claims."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from harness.claims import BUDGETS, Claim, ClaimReport, Context
+from harness.tracking import download_artifact, metric_history, resolve_uri, search_runs
+
+
+@dataclasses.dataclass
+class Written:
+    claim: Claim
+    report: ClaimReport
+    meta: dict
+    directory: Path
+    figures: dict[str, Path]  # name -> PNG
+
+
+def load_runs(claim: Claim, uri: str, budget: str | None) -> tuple[pd.DataFrame, str | None]:
+    """The claim's runs of one budget (default: the largest budget with runs) that ran to an end."""
+    runs = search_runs(uri, claim.experiment)
+    if runs.empty or "tags.claim_budget" not in runs:
+        return pd.DataFrame(), None
+    reason = runs.get("tags.failure_reason", pd.Series("", index=runs.index)).fillna("")
+    diverged = (runs["status"] == "FAILED") & reason.str.contains("non-finite")
+    runs = runs[(runs["status"] == "FINISHED") | diverged]  # a crash is not a result; divergence is
+    if "tags.fingerprint" in runs:  # one result per configuration: the newest
+        runs = runs.sort_values("start_time").drop_duplicates("tags.fingerprint", keep="last")
+    present = [b for b in BUDGETS if b in set(runs["tags.claim_budget"])]
+    budget = budget or (present[-1] if present else None)
+    return runs[runs["tags.claim_budget"] == budget].reset_index(drop=True), budget
+
+
+def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[ClaimReport, dict] | None:
+    uri = resolve_uri(uri)
+    runs, budget = load_runs(claim, uri, budget)
+    if runs.empty:
+        return None
+    context = Context(uri, lambda ids, key: metric_history(uri, ids, key),
+                      lambda run_id, path: download_artifact(uri, run_id, path, workdir / run_id))
+    report = claim.analyse(runs, context)
+    tags = lambda key: sorted({str(v) for v in runs.get(f"tags.{key}", pd.Series(dtype=str)).dropna()})  # noqa: E731
+    meta = {"budget": budget, "runs": len(runs), "devices": tags("device"), "hosts": tags("host"),
+            "commits": tags("harness_commit"), "commands": tags("claim_command"),
+            "first": str(runs["start_time"].min())[:19], "last": str(runs["end_time"].max())[:19],
+            "failed": int((runs["status"] == "FAILED").sum()),
+            "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return report, meta
+
+
+def budget_lines(claim: Claim, budget: str) -> list[str]:
+    """The grid of this budget, written out from the same data that ran it."""
+    lines = []
+    for grid in claim.grids(budget):
+        seeds = grid.seeds or claim.seeds[budget]
+        fixed = ", ".join(f"`{k}={v}`" for k, v in grid.fixed.items())
+        axes = "; ".join(f"`{k}` in {list(v)}" for k, v in grid.axes.items())
+        lines.append(f"- **{grid.label}**: {axes}; {seeds} seed(s); fixed {fixed}")
+    return lines
+
+
+def markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".4g")
+
+
+def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Written:
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    for old in list(out.glob("*.csv")) + list(out.glob("*.md")) + list(out.glob("*.png")) + list(out.glob("*.svg")):
+        old.unlink()  # regenerated outputs only: nothing stale survives a re-run
+    for name, table in report.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+        (out / f"{name}.md").write_text(markdown(table) + "\n")
+    figures = {}
+    for name, figure in report.figures.items():
+        figure.savefig(out / f"{name}.png", dpi=130)
+        figure.savefig(out / f"{name}.svg")
+        plt.close(figure)
+        figures[name] = out / f"{name}.png"
+    lines = [f"# {claim.title}", "", f"**Claim.** {claim.statement}", "", f"**Source.** {claim.sources}", "",
+             f"## Verdict: {report.verdict}", "", report.verdict_detail, "", "## Protocol", "", claim.protocol, "",
+             f"## Budget: `{meta['budget']}`", "", *budget_lines(claim, meta["budget"]), "",
+             "## Provenance", "",
+             f"- runs: {meta['runs']} ({meta['failed']} diverged), {meta['first']} to {meta['last']} (UTC)",
+             f"- device: {', '.join(meta['devices']) or 'n/a'}; host: {', '.join(meta['hosts']) or 'n/a'}",
+             f"- harness commit: {', '.join(meta['commits']) or 'n/a'}",
+             *[f"- command: `{c}`" for c in meta["commands"]],
+             f"- report: `python -m harness report --claim {claim.name} --budget {meta['budget']}`, "
+             f"generated {meta['generated']}", ""]
+    for name in report.tables:
+        lines += [f"## Table: {name.replace('_', ' ')}", "", markdown(report.tables[name]), ""]
+    for name in figures:
+        lines += [f"![{name}]({name}.png)", ""]
+    lines += [f"- {note}" for note in report.notes]
+    (out / "README.md").write_text("\n".join(lines))
+    (out / "summary.json").write_text(json.dumps({
+        "claim": claim.name, "title": claim.title, "statement": claim.statement, "verdict": report.verdict,
+        "detail": report.verdict_detail, "budget": meta["budget"], "runs": meta["runs"],
+        "devices": meta["devices"]}, indent=1) + "\n")
+    return Written(claim, report, meta, out, figures)
+
+
+def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None,
+               budget: str | None = None) -> list[Written]:
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for claim in claims:
+            found = analyse(claim, uri, budget, Path(tmp))
+            if found is None:
+                continue
+            written.append(write_claim(claim, *found, out / claim.name))
+    if dashboards is not None and written:
+        from harness.dashboard import write_dashboard
+
+        write_dashboard(written, dashboards, out)
+    return written

@@ -1,0 +1,57 @@
+"""Small-sample statistics for claim reports: t-intervals of means, Welch intervals of
+differences, and bootstrap intervals of derived quantities (e.g. a measured horizon)."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high): a Student-t interval; with one value the interval is that value."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if x.size == 1:
+        return (mean, mean, mean)
+    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return (mean, mean - half, mean + half)
+
+
+def difference_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), low, high): Welch's interval; nan when either side has < 2 values."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(x.mean() - y.mean()) if x.size and y.size else math.nan
+    if x.size < 2 or y.size < 2:
+        return (diff, math.nan, math.nan)
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        return (diff, diff, diff)
+    dof = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
+    half = float(sps.t.ppf(0.5 + level / 2, dof) * se)
+    return (diff, diff - half, diff + half)
+
+
+def bootstrap_interval(groups: dict, statistic: Callable[[dict], float], *, resamples: int = 2000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of `statistic` when each group's values (e.g. the seeds at one lag)
+    are resampled with replacement independently."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        sample = {k: list(rng.choice(v, size=len(v), replace=True)) if len(v) else [] for k, v in groups.items()}
+        draws.append(statistic(sample))
+    lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def fmt_interval(mean: float, low: float, high: float, digits: int = 3, scale: float = 1.0) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)) or low == high:
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
