@@ -20,6 +20,7 @@ COMMANDS = {
     "sweep": ("harness.commands.sweep", "tune a variant with Optuna (pruned, resumable, multi-process)"),
     "reproduce": ("harness.commands.reproduce", "run a claim's experiment grid (resumable)"),
     "report": ("harness.commands.report", "tables, figures, verdicts and the HTML dashboard from the runs"),
+    "bench": ("harness.commands.bench", "time every variant and path against torch.nn.LSTM (CSV + Markdown)"),
 }
 
 

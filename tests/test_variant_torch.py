@@ -71,5 +71,5 @@ def test_fused_path_is_the_default_and_shares_parameters(name):
 
 
 def test_unknown_path_lists_the_available_ones():
-    with pytest.raises(ValueError, match="available: explicit"):
+    with pytest.raises(ValueError, match="available: fast, explicit"):
         variants.create("phased_lstm", 3, 4)(torch.randn(1, 2, 3), path="fused")

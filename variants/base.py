@@ -107,9 +107,13 @@ class Cell(nn.Module):
                           trace: Trace | None = None) -> tuple[Tensor, State]:
         """Reference path: x (T, B, input_size) -> outputs (T, B, H), final state."""
         xp = self.project(x)  # (T, B, G): all input projections in one matmul
+        # unbind, not xp[s]: indexing would make every step's backward zero-fill and add a
+        # whole (T, B, G) gradient (quadratic in T); unbind's backward is one stack.
+        steps = xp.unbind(0)
+        ts = [None] * len(steps) if times is None else times.unbind(0)
         outputs = []
-        for s in range(x.shape[0]):
-            state, aux = self.step(xp[s], state, None if times is None else times[s])
+        for xp_t, t in zip(steps, ts):
+            state, aux = self.step(xp_t, state, t)
             if trace is not None:
                 trace.record(state, aux)
             outputs.append(state[0])

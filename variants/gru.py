@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from variants import fused
+from variants import fast, fused
 from variants.base import Cell, State
 from variants.init import GateOptions, init_weights, set_forget_bias
 from variants.lstm import GATED_SEARCH_SPACE
@@ -28,7 +28,7 @@ class GRU(Cell):
     name = "gru"
     Options = GateOptions
     state_names = ("h",)
-    paths = ("fused", "explicit")
+    paths = ("fused", "fast", "explicit")
     torch_module = nn.GRU
     search_space = GATED_SEARCH_SPACE
 
@@ -49,7 +49,11 @@ class GRU(Cell):
         set_forget_bias(self.options, self.bias_ih[H:2 * H], None)
 
     def project(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias_ih)  # (..., 3H)
+        return F.linear(x, *self.input_projection())  # (..., 3H)
+
+    def input_projection(self) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of `project`, for fast paths that differentiate it themselves."""
+        return self.weight_ih, self.bias_ih
 
     def step(self, xp: Tensor, state: State, t: Tensor | None):
         (h,) = state  # (B, H)
@@ -68,6 +72,14 @@ class GRU(Cell):
     def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
         out, h = fused.gru(self, x, state[0])
         return out, (h,)
+
+    fast_kernel = fast.GRUKernel  # the per-step kernel of the fast paths (kernels.py)
+
+    def fast_parameters(self) -> tuple[Tensor, ...]:
+        return (self.weight_hh, self.bias_hh)
+
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters())
 
     @torch.no_grad()
     def load_torch_weights(self, weight_ih: Tensor, weight_hh: Tensor,

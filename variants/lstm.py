@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from variants import fused
+from variants import fast, fused
 from variants.base import Cell, State
 from variants.init import GateOptions, init_weights, set_forget_bias
 from variants.registry import register
@@ -32,7 +32,7 @@ class LSTM(Cell):
     name = "lstm"
     Options = GateOptions
     state_names = ("h", "c")
-    paths = ("fused", "explicit")
+    paths = ("fused", "fast", "explicit")
     torch_module = nn.LSTM
     search_space = GATED_SEARCH_SPACE
 
@@ -50,7 +50,11 @@ class LSTM(Cell):
         set_forget_bias(self.options, self.bias[H:2 * H], self.bias[:H])
 
     def project(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight_ih, self.bias)  # (..., 4H)
+        return F.linear(x, *self.input_projection())  # (..., 4H)
+
+    def input_projection(self) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of `project`, for fast paths that differentiate it themselves."""
+        return self.weight_ih, self.bias
 
     def step(self, xp: Tensor, state: State, t: Tensor | None):
         h, c = state  # (B, H), (B, H)
@@ -67,6 +71,15 @@ class LSTM(Cell):
     def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
         out, h, c = fused.lstm(self, x, *state)
         return out, (h, c)
+
+    fast_kernel = fast.LSTMKernel  # the per-step kernel of the fast paths (kernels.py)
+
+    def fast_parameters(self) -> tuple[Tensor, ...]:
+        """What the fast path's kernel takes besides the projected inputs."""
+        return (self.weight_hh,)
+
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters())
 
     def load_torch_weights(self, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
         fused.load_folded(self, weight_ih, weight_hh, bias_ih, bias_hh)

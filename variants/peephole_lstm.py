@@ -24,7 +24,7 @@ from variants.registry import register
 @register
 class PeepholeLSTM(LSTM):
     name = "peephole_lstm"
-    paths = ("explicit",)
+    paths = ("fast", "explicit")
     torch_module = None
 
     def __init__(self, input_size: int, hidden_size: int, options=None):
@@ -36,6 +36,9 @@ class PeepholeLSTM(LSTM):
         super().reset_parameters()
         if "peephole" in self._parameters and self.options.weight_init == "keras":
             nn.init.zeros_(self.peephole)
+
+    def fast_parameters(self) -> tuple[Tensor, ...]:
+        return (self.weight_hh, self.peephole)
 
     def step(self, xp: Tensor, state: State, t: Tensor | None):
         h, c = state  # (B, H), (B, H)

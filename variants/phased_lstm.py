@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from harness.config import option
+from variants import fast
 from variants.base import State
 from variants.init import GateOptions
 from variants.lstm import GATED_SEARCH_SPACE, LSTM
@@ -46,7 +47,7 @@ class PhasedLSTM(LSTM):
     name = "phased_lstm"
     Options = PhasedOptions
     uses_times = True
-    paths = ("explicit",)
+    paths = ("fast", "explicit")
     torch_module = None
     search_space = {
         **GATED_SEARCH_SPACE,
@@ -88,3 +89,7 @@ class PhasedLSTM(LSTM):
         c = torch.lerp(c, c_new, k)  # k c̃ + (1 - k) c, exact at k = 0 and 1
         h = torch.lerp(h, h_new, k)  # k h̃ + (1 - k) h
         return (h, c), {**aux, "openness": k}
+
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        k = self.openness(times.to(x.dtype))  # (T, B, H): all steps at once, with autograd
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters(), openness=k)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from variants import fused
+from variants import fast, fused
 from variants.base import Cell, CellOptions, State
 from variants.init import init_weights
 from variants.registry import register
@@ -21,7 +21,7 @@ class SimpleRNN(Cell):
     name = "simple_rnn"
     Options = CellOptions
     state_names = ("h",)
-    paths = ("fused", "explicit")
+    paths = ("fused", "fast", "explicit")
     torch_module = nn.RNN
 
     def __init__(self, input_size: int, hidden_size: int, options: CellOptions | None = None):
@@ -48,6 +48,9 @@ class SimpleRNN(Cell):
     def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
         out, h = fused.rnn_tanh(self, x, state[0])
         return out, (h,)
+
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        return fast.sequence(fast.RNNKernel, self.project(x), state, (self.weight_hh,))
 
     def load_torch_weights(self, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
         fused.load_folded(self, weight_ih, weight_hh, bias_ih, bias_hh)

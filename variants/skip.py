@@ -12,6 +12,11 @@ Wrapped around a dense cell S with state s (h, or (h, c)):
 As the authors' code, W_p reads the last dense state component (c for the LSTM, h for the
 GRU). The state carries ũ and the running count Σ_t u_t per sequence, so a final state tells
 how many updates each sequence used and passing it back in continues the sequence exactly.
+
+Paths: `explicit` is the reference above, computing the candidate at every step and masking
+it. `fast` (skip_fast.py, skip_grad.py) computes only the updates — about T × (update
+fraction) iterations — with outputs and final states identical to the reference and its
+straight-through gradients, all terms included.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harness.config import option
+from variants import skip_fast
 from variants.base import State
 from variants.init import GateOptions
 
@@ -89,6 +95,11 @@ class SkipMixin:
         delta = torch.sigmoid(F.linear(dense[-1], self.update_weight, self.update_bias))  # (B, 1)
         u_next = u * delta + (1.0 - u) * (u_tilde + torch.minimum(delta, 1.0 - u_tilde))
         return (*dense, u_next, count + u), {**aux, "update": u}
+
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
+        """Only the updating rows are computed (skip_fast.py); equal to explicit_sequence."""
+        result = skip_fast.sequence(self, x, state)
+        return result if result is not None else self.explicit_sequence(x, state, times)
 
     def regularizer(self, state: State) -> Tensor | None:
         if self.options.budget_weight == 0:

@@ -14,7 +14,7 @@ from variants.skip import SKIP_SEARCH_SPACE, SkipMixin
 class SkipGRU(SkipMixin, GRU):
     name = "skip_gru"
     state_names = ("h", "u_tilde", "updates")
-    paths = ("explicit",)
+    paths = ("fast", "explicit")
     search_space = {**GATED_SEARCH_SPACE, **SKIP_SEARCH_SPACE}
 
     def __init__(self, input_size: int, hidden_size: int, options=None):

@@ -13,7 +13,7 @@ from variants.skip import SKIP_SEARCH_SPACE, SkipMixin
 class SkipLSTM(SkipMixin, LSTM):
     name = "skip_lstm"
     state_names = ("h", "c", "u_tilde", "updates")
-    paths = ("explicit",)
+    paths = ("fast", "explicit")
     search_space = {**GATED_SEARCH_SPACE, **SKIP_SEARCH_SPACE}
 
     def __init__(self, input_size: int, hidden_size: int, options=None):
