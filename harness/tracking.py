@@ -33,6 +33,7 @@ class TrackConfig(Options):
     probe_threshold: float = option(1e-3, "gradient_horizon: largest distance whose gradient norm "
                                     "is >= threshold x its norm at the loss step", min=0.0)
     gate_stats: bool = option(True, "log gate means and saturation (explicit path) at evaluations")
+    probe_batch: int = option(64, "validation sequences the gradient probe and gate statistics use", min=1)
     log_model: bool = option(False, "also mlflow.pytorch.log_model (slow; fixes the input shape)")
     checkpoint_dir: str = option("", "where checkpoints go; empty = beside the MLflow store")
 
@@ -117,7 +118,7 @@ class MLflowTracker(Tracker):
     """Logs to MLflow through MlflowClient with an explicit run id (safe across threads and
     processes; nested runs attach to a parent started elsewhere)."""
 
-    def __init__(self, uri: str, experiment: str, *, flush_seconds: float = 1.0):
+    def __init__(self, uri: str, experiment: str, *, flush_seconds: float = 5.0):
         from mlflow import MlflowClient
 
         self.uri = resolve_uri(uri)

@@ -180,8 +180,12 @@ class Trainer:
         checkpoint.save(path, self.state())
 
     # -- pieces of a step --------------------------------------------------------------------
-    def probe(self) -> None:
+    def probe_batch(self):
         batch = next(self.task.eval_batches("val", seed=self.cfg.seed, device=self.device))
+        return batch.head(self.track.probe_batch)
+
+    def probe(self) -> None:
+        batch = self.probe_batch()
         profile = probes.gradient_profile(self.model, self.task, batch)
         self.probe_rows += probes.profile_rows(self.step, profile)
         self.tracker.log_metrics(profile.summary(self.track.probe_threshold), self.step)
@@ -191,7 +195,7 @@ class Trainer:
         logged = {f"val_{k}": v for k, v in metrics.items()}
         if self.track.gate_stats:
             with torch.no_grad():
-                batch = next(self.task.eval_batches("val", seed=self.cfg.seed, device=self.device))
+                batch = self.probe_batch()
                 self.model.eval()
                 _, _, traces = self.model.trace(self.model.encode(batch), batch)
                 self.model.train()

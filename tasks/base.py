@@ -37,6 +37,11 @@ class Batch:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    def head(self, n: int) -> "Batch":
+        """The first n sequences."""
+        cut = lambda t: None if t is None else t[:n]  # noqa: E731
+        return Batch(cut(self.x), cut(self.y), cut(self.times))
+
 
 @dataclasses.dataclass(frozen=True)
 class Criterion:

@@ -14,11 +14,17 @@ FEW_UPDATES = 0.60  # "about half": the paper's fractions are 51-54%
 LAMBDAS = (0.0, 1e-5, 1e-4, 1e-3)
 
 
-def _grids(common: dict, lengths: tuple, lambdas: tuple) -> tuple[Grid, ...]:
+def _grids(common: dict, lengths: tuple, lambdas: tuple, longer_lambdas: tuple) -> tuple[Grid, ...]:
+    """All λ at the paper's T = 50; fewer at the longer T; the dense cells at both."""
     adding = {**common, "task.name": "adding", "task.variant": "campos"}
-    return (Grid("skip", adding, {"task.length": lengths, "model.variant": ("skip_lstm", "skip_gru"),
-                                  "cell.budget_weight": lambdas}),
-            Grid("dense", adding, {"task.length": lengths, "model.variant": ("lstm", "gru")}))
+    skip = ("skip_lstm", "skip_gru")
+    grids = [Grid("skip", {**adding, "task.length": lengths[0]},
+                  {"model.variant": skip, "cell.budget_weight": lambdas})]
+    if len(lengths) > 1:
+        grids.append(Grid("skip-longer", adding, {"task.length": lengths[1:], "model.variant": skip,
+                                                   "cell.budget_weight": longer_lambdas}))
+    grids.append(Grid("dense", adding, {"task.length": lengths, "model.variant": ("lstm", "gru")}))
+    return tuple(grids)
 
 
 @register
@@ -42,14 +48,14 @@ class Skip(Claim):
         if budget == "smoke":
             common = {"model.hidden_size": 16, "train.steps": 30, "task.val_size": 256, "task.test_size": 256,
                       "track.probe_points": 1}
-            return _grids(common, (50,), (0.0, 1e-3))
+            return _grids(common, (50,), (0.0, 1e-3), ())
         if budget == "quick":
-            common = {"model.hidden_size": 64, "train.steps": 2500, "train.lr": 1e-3, "train.batch_size": 64,
+            common = {"model.hidden_size": 64, "train.steps": 2000, "train.lr": 1e-3, "train.batch_size": 64,
                       "task.val_size": 512, "task.test_size": 1024, "track.probe_points": 2}
-            return _grids(common, (50, 100), LAMBDAS)
+            return _grids(common, (50, 100), LAMBDAS, (1e-5, 1e-4))
         common = {"model.hidden_size": 110, "train.steps": 30000, "train.lr": 1e-4, "train.batch_size": 256,
                   "task.val_size": 1024, "task.test_size": 4096}
-        return _grids(common, (50, 200), LAMBDAS + (1e-2,))
+        return _grids(common, (50, 200), LAMBDAS + (1e-2,), LAMBDAS)
 
     def analyse(self, runs, context):
         frame = pd.DataFrame({
