@@ -220,8 +220,12 @@ class Objective:
         return [values[o] for o in s.objectives] if len(s.objectives) > 1 else values["metric"]
 
 
-def run_worker(settings: Settings, worker: int = 0, progress: bool = False) -> int:
+def run_worker(settings: Settings, worker: int = 0, progress: bool = False, threads: int = 0) -> int:
     """Take queued trials until none is left; returns how many this worker ran."""
+    if threads:  # K workers on one machine share its cores instead of oversubscribing them
+        import torch
+
+        torch.set_num_threads(threads)
     study = open_study(settings, worker)
     ran, deadline = 0, None if settings.timeout is None else time.time() + settings.timeout
     objective = Objective(settings, progress)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -108,7 +109,8 @@ def run_workers(settings, workers: int) -> None:
         run_worker(settings, 0, progress=sys.stderr.isatty())
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
-    procs = [context.Process(target=run_worker, args=(settings, i), name=f"sweep-worker-{i}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    procs = [context.Process(target=run_worker, args=(settings, i, False, threads), name=f"sweep-worker-{i}")
              for i in range(workers)]
     for p in procs:
         p.start()
