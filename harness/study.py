@@ -252,10 +252,17 @@ def trials_frame(study: optuna.Study):
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The Pareto front; with one objective, the single best trial (the earliest of any ties)."""
     try:
-        return study.best_trials
+        return study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
         return []
+
+
+def ties(study: optuna.Study, best: optuna.trial.FrozenTrial) -> int:
+    """How many other complete trials reach the best trial's value (a saturated metric ties often)."""
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return sum(t.number != best.number and t.values == best.values for t in done)
 
 
 def figures(study: optuna.Study) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def test_journal_sweep_with_mlflow_sqlite_then_resume(tmp_path):
     artifacts = {a.path for a in client.list_artifacts(out["parent_run_id"])}
     assert {"trials.csv", "optimization_history.png", "parallel_coordinate.png"} <= artifacts
     assert out["best"] and out["best"][0]["test"], "best trial with its recorded test metrics"
+    assert len(out["best"]) == 1, "one objective: one best trial, ties counted rather than listed"
 
     more = _sweep("--variant", "lstm", "--trials", "6", "--set", "train.steps=40", *TINY, cwd=tmp_path)
     assert sum(more["counts"].get(s, 0) for s in ("COMPLETE", "PRUNED")) == 6

@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch
 import variants
 from harness import bench
 from harness.cli import UsageError
+from harness.spec import git_commit
 
 COLUMNS = ["row", "length", "update_fraction", "forward_ms_per_step", "forward_iqr", "train_ms_per_step",
            "train_iqr", "train_seq_per_s", "peak_mb", "forward_ratio", "train_ratio"]
@@ -104,14 +104,7 @@ def machine(device: torch.device) -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
-        commit = (commit + ("+uncommitted changes" if dirty else "")) or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = git_commit()
     info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
             "device": str(device), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

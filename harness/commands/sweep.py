@@ -136,7 +136,8 @@ def report(storage: str, name: str, log: bool = True) -> dict:
         "counts": {k: v for k, v in counts.items() if v}, "parent_run_id": attrs.get("mlflow_parent_run_id"),
         "best": [{"number": t.number, "values": t.values, "params": t.params,
                   "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
-                  "test": {k: v for k, v in t.user_attrs.items() if k.startswith("test_")}} for t in best],
+                  "test": {k: v for k, v in t.user_attrs.items() if k.startswith("test_")},
+                  "ties": studies.ties(study, t) if len(study.directions) == 1 else 0} for t in best],
     }
     uri = attrs.get("tracking_uri")
     if log and uri and summary["parent_run_id"]:
@@ -174,7 +175,8 @@ def print_report(summary: dict) -> None:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(frame[keep].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for best in summary["best"]:
-        print(f"best trial {best['number']}: values {best['values']} params {best['params']}")
+        tied = f" ({best['ties']} other trials tie at this value; the earliest is shown)" if best["ties"] else ""
+        print(f"best trial {best['number']}: values {best['values']}{tied} params {best['params']}")
         if best["test"]:
             print(f"  test metrics of that trial (recorded, not optimised): {best['test']}")
     if summary["parent_run_id"]:
