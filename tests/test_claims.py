@@ -82,6 +82,15 @@ def test_horizon_verdict_depends_on_protocol_when_settings_disagree():
     assert "1 of 2 testable settings" in report.verdict_detail
 
 
+def test_a_setting_that_solves_no_lag_is_untestable_not_evidence():
+    runs = _fake_runs({("recall-noise", "simple_rnn"): 10, ("recall-noise", "lstm"): 80,
+                       ("copy", "simple_rnn"): 0, ("copy", "lstm"): 0})
+    report = Horizon().analyse(runs, None)
+    copy = report.tables["verdict"].set_index("setting").filter(like="copy", axis=0).iloc[0]
+    assert copy["lstm ~100"] == "untestable" and copy["simple_rnn ~7"] == "untestable"
+    assert report.verdict == "reproduced" and "1 of 1 testable settings" in report.verdict_detail
+
+
 def test_horizon_censoring_and_majority_rule():
     runs = _fake_runs({("recall-noise", "simple_rnn"): 10, ("recall-noise", "lstm"): 160})
     flip = (runs["params.model.variant"] == "simple_rnn") & (runs["params.task.length"] == "20") & (

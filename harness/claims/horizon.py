@@ -62,8 +62,10 @@ class Horizon(Claim):
         "2018), the training budget (3x steps), and the task (adding and copy, Arjovsky et al. 2016). "
         "**Verdict**: in each setting, SimpleRNN matches '~7' when its horizon is within a factor of 2 "
         "(3.5-14) and LSTM matches '~100' when its horizon is within a factor of 2 (50-200; a censored "
-        ">= L counts as compatible when L <= 200, untestable when L < 50). 'reproduced' when every testable "
-        "setting matches both, 'not reproduced' when none does, otherwise 'depends on protocol'.")
+        ">= L counts as compatible when L <= 200, untestable when L < 50; a cell that solves "
+        "not even the shortest lag makes its setting untestable: the budget failed, not the memory). "
+        "'reproduced' when every testable setting matches both, 'not reproduced' when none does, "
+        "otherwise 'depends on protocol'.")
 
     def grids(self, budget):
         every = tuple(variants.available())
@@ -139,6 +141,8 @@ def _horizons(frame: pd.DataFrame) -> pd.DataFrame:
 def _match(row, claimed: float, low: float, high: float) -> str:
     """'yes', 'no' or 'untestable' for one measured horizon against a claimed value."""
     if row is None or row["largest_lag"] < low:  # the grid cannot reach the claimed range
+        return "untestable"
+    if row["horizon"] == 0:  # not even the shortest lag trained: the budget, not memory, is measured
         return "untestable"
     h = row["horizon"]
     if row["censored"]:  # only a lower bound: h or more
