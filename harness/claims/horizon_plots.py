@@ -27,7 +27,7 @@ def accuracy_vs_lag(by_lag: pd.DataFrame, frame: pd.DataFrame):
         ax.set_ylabel("test accuracy (mean, 95% CI)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=6.5, loc="best")  # per panel: the grids compare different variants
     fig.suptitle("Accuracy vs lag per variant", fontsize=12)
     fig.tight_layout()
     return fig
@@ -47,6 +47,9 @@ def horizon_bars(horizons: pd.DataFrame, claimed: dict, settings) -> "plt.Figure
                     label=variant if y == 0 else None, hatch="//" if r["censored"] else None)
             ax.errorbar(value, y + offset, xerr=[[value - max(r["ci_low"], 1)], [max(r["ci_high"], 1) - value]],
                         color="black", capsize=3, lw=1)
+            h = r["horizon"]
+            text = "none solved" if h == 0 else (f">= {h:g}" if r["censored"] else f"{h:g}")
+            ax.text(max(r["ci_high"], value, 1) * 1.08, y + offset, text, va="center", fontsize=7)
         labels.append(setting)
         y += 1
     for variant, value in claimed.items():
@@ -54,7 +57,7 @@ def horizon_bars(horizons: pd.DataFrame, claimed: dict, settings) -> "plt.Figure
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("measured horizon (largest lag solved by most seeds; hatched = censored at the largest lag)")
+    ax.set_xlabel("measured horizon in steps: the largest lag most seeds solve (hatched: censored)")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Measured memory horizon vs the claim")
     fig.tight_layout()
