@@ -17,7 +17,7 @@ MATCH = 0.02  # within 2 percentage points
 RECIPE = {"task.name": "imdb", "task.length": 500, "task.vocab_size": 10000, "model.hidden_size": 32,
           "model.embedding_dim": 32, "cell.weight_init": "keras", "train.optimizer": "rmsprop",
           "train.lr": 1e-3, "train.batch_size": 128, "train.clip": 0.0, "track.probe_points": 2}
-MAIN = ("simple_rnn", "lstm", "gru", "peephole_lstm")
+QUICK = ("simple_rnn", "lstm", "gru")
 
 
 @register
@@ -45,10 +45,10 @@ class Imdb(Claim):
                      "task.test_subset": 512, "train.epochs": 1, "track.probe_points": 1}
             return (Grid("recipe", small, {"model.variant": tuple(variants.available())}),
                     Grid("bidirectional", {**small, "model.bidirectional": True}, {"model.variant": ("lstm",)}))
-        epochs = 10 if budget == "full" else 3
-        cells = tuple(variants.available()) if budget == "full" else MAIN
-        recipe = {**RECIPE, "train.epochs": epochs}
-        return (Grid("recipe", recipe, {"model.variant": cells}),
+        recipe = {**RECIPE, "train.epochs": 10}  # the recipe's 10 epochs in every budget: fewer is not the claim
+        if budget == "quick":  # a 2-core CPU affords the full recipe for the claim's cells and the GRU
+            return (Grid("recipe", recipe, {"model.variant": QUICK}),)
+        return (Grid("recipe", recipe, {"model.variant": tuple(variants.available())}),
                 Grid("bidirectional", {**recipe, "model.bidirectional": True}, {"model.variant": ("lstm",)}))
 
     def analyse(self, runs, context):
