@@ -113,7 +113,7 @@ def _frame(runs: pd.DataFrame) -> pd.DataFrame:
 def _accuracy_by_lag(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (grid, variant, length), part in frame.groupby(["grid", "variant", "length"]):
-        mean, lo, hi = stats.mean_interval(part["accuracy"])
+        mean, lo, hi = stats.mean_interval(part["accuracy"], bounds=stats.UNIT)
         rows.append({"grid": grid, "variant": variant, "length": length, "seeds": len(part),
                      "solved": int(part["solved"].sum()), "accuracy": mean, "ci_low": lo, "ci_high": hi,
                      "chance": part["chance"].iloc[0]})

@@ -69,7 +69,7 @@ class Imdb(Claim):
                    "epochs": int(part["epochs"].iloc[0]),
                    "epoch_time_s": round(float((part["seconds"] / part["epochs"]).mean()), 1)}
             for key in ("best_val", "final_val", "test"):
-                mean, lo, hi = stats.mean_interval(part[key])
+                mean, lo, hi = stats.mean_interval(part[key], bounds=stats.UNIT)
                 row.update({key: mean, f"{key}_low": lo, f"{key}_high": hi})
             rows.append(row)
         table = pd.DataFrame(rows).sort_values("test", ascending=False)
@@ -105,7 +105,7 @@ def _curves(frame: pd.DataFrame, history: pd.DataFrame):
     for i, (label, part) in enumerate(merged.groupby("label")):
         per_epoch = part.groupby("run_id")["step"].transform(lambda s: s.rank(method="first"))
         part = part.assign(epoch=per_epoch)
-        agg = [(e, *stats.mean_interval(p["value"])) for e, p in part.groupby("epoch")]
+        agg = [(e, *stats.mean_interval(p["value"], bounds=stats.UNIT)) for e, p in part.groupby("epoch")]
         e, m, lo, hi = zip(*agg)
         band(ax, e, m, lo, hi, label, color(label.split(" ")[0], i))
     for variant, value in CHOLLET_VAL_PEAK.items():

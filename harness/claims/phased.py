@@ -65,7 +65,7 @@ class Phased(Claim):
         frame["epochs_to_90"] = frame["run_id"].map(reach)
         rows, regimes = [], []
         for (regime, variant), part in frame.groupby(["regime", "variant"]):
-            mean, lo, hi = stats.mean_interval(part["test"])
+            mean, lo, hi = stats.mean_interval(part["test"], bounds=stats.UNIT)
             reached = part["epochs_to_90"].dropna()
             paper = dict(zip(("phased_lstm", "lstm"), PAPER[regime])).get(variant)
             rows.append({"regime": regime, "variant": variant, "seeds": len(part), "test_accuracy": mean,
@@ -97,7 +97,7 @@ def _curves(history: pd.DataFrame):
     for ax, regime in zip(axes, regimes):
         part = history[history["regime"] == regime]
         for i, (variant, p) in enumerate(part.groupby("variant")):
-            agg = [(e, *stats.mean_interval(q["value"])) for e, q in p.groupby("epoch")]
+            agg = [(e, *stats.mean_interval(q["value"], bounds=stats.UNIT)) for e, q in p.groupby("epoch")]
             e, m, lo, hi = zip(*agg)
             band(ax, e, m, lo, hi, variant, color(variant, i))
         ax.axhline(0.9, color="grey", ls="--", lw=1, label="90%")

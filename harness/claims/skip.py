@@ -66,8 +66,8 @@ class Skip(Claim):
         threshold = task_of(runs.iloc[0]).success().threshold
         rows = []
         for (length, variant, lam), part in frame.groupby(["length", "variant", "budget_weight"]):
-            mse = stats.mean_interval(part["mse"])
-            upd = stats.mean_interval(part["updates"])
+            mse = stats.mean_interval(part["mse"], bounds=stats.NONNEGATIVE)
+            upd = stats.mean_interval(part["updates"], bounds=stats.UNIT)
             rows.append({"length": length, "variant": variant, "budget_weight": lam, "seeds": len(part),
                          "solved": int(part["solved"].sum()), "test_mse": mse[0], "mse_low": mse[1],
                          "mse_high": mse[2], "updates": upd[0], "updates_low": upd[1], "updates_high": upd[2]})
