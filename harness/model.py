@@ -53,6 +53,18 @@ class SequenceModel(nn.Module):
             bidirectional=config.bidirectional, dropout=config.dropout, options=cell_options)
         self.head = nn.Linear(self.rnn.output_size, task.output_size)
         self.per_step = task.per_step
+        if getattr(cell_options, "weight_init", None) == "keras":
+            self.keras_layers()
+
+    @torch.no_grad()
+    def keras_layers(self) -> None:
+        """Keras' defaults for the layers around the cell: Embedding uniform(-0.05, 0.05),
+        Dense glorot-uniform with zero bias (torch's N(0, 1) embedding feeds a 32-unit tanh
+        cell inputs ~30x larger than the Keras recipe does)."""
+        if self.embedding is not None:
+            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def encode(self, batch: Batch) -> Tensor:
         return self.embedding(batch.x) if self.embedding is not None else batch.x  # (B, T, input)

@@ -36,6 +36,9 @@ class TrainConfig(Options):
     lr: float = option(1e-3, "learning rate", min=0.0)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
     weight_decay: float = option(0.0, "weight decay", min=0.0)
+    eps: float = option(1e-8, "optimizer epsilon (torch's default; Keras uses 1e-7)", min=0.0)
+    rmsprop_alpha: float = option(0.99, "RMSprop smoothing constant (torch's default; Keras' rho is 0.9)",
+                                  min=0.0, max=1.0)
     clip: float = option(1.0, "gradient-norm clipping threshold (0 = off)", min=0.0)
     schedule: Literal["constant", "cosine", "linear"] = option("constant", "learning-rate schedule after warm-up")
     warmup_steps: int = option(0, "linear learning-rate warm-up steps", min=0)
@@ -83,9 +86,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-             "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-    return kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+    kinds = {"adam": (torch.optim.Adam, {"eps": config.eps}), "adamw": (torch.optim.AdamW, {"eps": config.eps}),
+             "rmsprop": (torch.optim.RMSprop, {"eps": config.eps, "alpha": config.rmsprop_alpha}),
+             "sgd": (torch.optim.SGD, {})}
+    kind, options = kinds[config.optimizer]
+    return kind(params, lr=config.lr, weight_decay=config.weight_decay, **options)
 
 
 def lr_factor(config: TrainConfig, total: int) -> Callable[[int], float]:

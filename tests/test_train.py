@@ -179,3 +179,27 @@ def test_chrono_horizon_comes_from_the_task():
     trainer = Trainer(spec, MemoryTracker(), progress=False)
     assert trainer.spec.cell.chrono_max == 50  # T + 20 steps of the copy task
     assert dataclasses.asdict(trainer.spec.cell)["forget_init"] == "chrono"
+
+
+def test_keras_recipe_layers_and_optimizer_follow_keras_defaults():
+    """The IMDB recipe's embedding, dense head and RMSprop use Keras' defaults, not torch's."""
+    from harness.claims.imdb import RECIPE
+    from harness.model import SequenceModel
+    from harness.spec import build_spec
+    from harness.train import make_optimizer
+
+    values: dict = {}
+    for key, value in RECIPE.items():
+        section, name = key.split(".")
+        values.setdefault(section, {})[name] = value
+    spec = build_spec({**values, "model": {**values["model"], "variant": "simple_rnn"}})
+    torch.manual_seed(0)
+    model = SequenceModel(spec.model, spec.cell, spec.build_task())
+    emb = model.embedding.weight
+    assert emb.abs().max() <= 0.05 and emb.std() > 0.02  # U(-0.05, 0.05), not N(0, 1)
+    bound = math.sqrt(6 / (model.head.in_features + model.head.out_features))
+    assert model.head.weight.abs().max() <= bound and not model.head.bias.any()
+    group = make_optimizer(spec.train, model.parameters()).param_groups[0]
+    assert (group["alpha"], group["eps"], group["lr"]) == (0.9, 1e-7, 1e-3)
+    default = make_optimizer(build_spec({"train": {"optimizer": "rmsprop"}}).train, model.parameters())
+    assert (default.param_groups[0]["alpha"], default.param_groups[0]["eps"]) == (0.99, 1e-8)
