@@ -49,6 +49,7 @@ def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[
     report = claim.analyse(runs, context)
     tags = lambda key: sorted({str(v) for v in runs.get(f"tags.{key}", pd.Series(dtype=str)).dropna()})  # noqa: E731
     meta = {"budget": budget, "runs": len(runs), "devices": tags("device"), "hosts": tags("host"),
+            "machines": tags("machine"),
             "commits": tags("harness_commit"), "commands": tags("claim_command"),
             "first": str(runs["start_time"].min())[:19], "last": str(runs["end_time"].max())[:19],
             "failed": int((runs["status"] == "FAILED").sum()),
@@ -92,6 +93,7 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
              "## Provenance", "",
              f"- runs: {meta['runs']} ({meta['failed']} diverged), {meta['first']} to {meta['last']} (UTC)",
              f"- device: {', '.join(meta['devices']) or 'n/a'}; host: {', '.join(meta['hosts']) or 'n/a'}",
+             *[f"- machine: {m}" for m in meta["machines"]],
              f"- harness commit: {', '.join(meta['commits']) or 'n/a'}",
              *[f"- command: `{c}`" for c in meta["commands"]],
              f"- report: `python -m harness report --claim {claim.name} --budget {meta['budget']}`, "

@@ -51,11 +51,12 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     if not claim.trains:
         import platform
 
-        from harness.spec import git_commit
+        from harness.spec import git_commit, machine_name
 
         run_id = tracker.start(run_name=f"{claim.name}-{'-'.join(map(str, planned.values.values()))}",
                                tags={**tags, "fingerprint": measured_fingerprint(planned), "device": "cpu",
-                                     "host": platform.node(), "harness_commit": git_commit()})
+                                     "host": platform.node(), "machine": machine_name("cpu"),
+                                     "harness_commit": git_commit()})
         tracker.log_params(planned.values)
         metrics = claim.measure(planned)
         tracker.log_metrics(metrics, 0)

@@ -105,8 +105,28 @@ class RunSpec:
     def tags(self, device) -> dict[str, str]:
         return {"variant": self.variant, "task": self.task_name, "length": str(self.task.length),
                 "seed": str(self.train.seed), "device": str(device), "host": platform.node(),
+                "machine": machine_name(device),
                 "fingerprint": self.fingerprint(), "harness_commit": git_commit(),
                 "mlflow.source.name": "python -m harness"}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine_name(device) -> str:
+    """What a run's numbers depend on: the processor (or GPU), its cores, and torch."""
+    import os
+
+    import torch
+
+    device = torch.device(device)
+    chip = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
+    return f"{chip}, torch {torch.__version__}"
 
 
 def git_commit() -> str:

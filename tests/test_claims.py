@@ -17,6 +17,7 @@ from harness import claims
 from harness.claims import BUDGETS
 from harness.claims.horizon import Horizon
 from harness.reproduce import spec_for
+from harness.spec import machine_name
 
 
 def _imdb_dir() -> str | None:
@@ -131,7 +132,9 @@ def test_smoke_reproduce_and_report_end_to_end(smoke_results):
         folder = work / "results" / name
         written = json.loads((folder / "summary.json").read_text())
         assert written["verdict"] == summary["verdict"] and summary["budget"] == "smoke"
-        assert (folder / "README.md").read_text().count("## Verdict:") == 1
+        readme = (folder / "README.md").read_text()
+        assert readme.count("## Verdict:") == 1
+        assert f"- machine: {machine_name('cpu')}" in readme, "the processor the numbers came from"
         assert list(folder.glob("*.csv")) and list(folder.glob("*.md")) and list(folder.glob("*.png"))
         assert len(list(folder.glob("*.png"))) == len(list(folder.glob("*.svg")))
     horizon = pd.read_csv(work / "results" / "horizon" / "accuracy_by_lag.csv")

@@ -28,7 +28,7 @@ import torch
 import variants
 from harness import bench
 from harness.cli import UsageError
-from harness.spec import git_commit
+from harness.spec import cpu_name, git_commit
 
 COLUMNS = ["row", "length", "update_fraction", "forward_ms_per_step", "forward_iqr", "train_ms_per_step",
            "train_iqr", "train_seq_per_s", "peak_mb", "forward_ratio", "train_ratio"]
@@ -98,14 +98,8 @@ def command_line(args) -> str:
 
 
 def machine(device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     commit = git_commit()
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
             "device": str(device), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "",
