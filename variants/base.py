@@ -26,8 +26,8 @@ class CellOptions(Options):
 
     section: ClassVar[str] = "cell"
     weight_init: Literal["uniform", "keras"] = option(
-        "uniform", "uniform: U(-1/sqrt(H), 1/sqrt(H)) as torch.nn; keras: Glorot-uniform input "
-        "weights, orthogonal recurrent weights, zero biases (the Keras defaults)")
+        "uniform", "uniform: U(-1/sqrt(H), 1/sqrt(H)) as torch.nn; keras: Keras' defaults (Glorot input, "
+        "orthogonal recurrent, zero biases; the model's embedding and head too)")
 
 
 @dataclasses.dataclass
