@@ -53,7 +53,7 @@ class SequenceModel(nn.Module):
             bidirectional=config.bidirectional, dropout=config.dropout, options=cell_options)
         self.head = nn.Linear(self.rnn.output_size, task.output_size)
         self.per_step = task.per_step
-        if getattr(cell_options, "weight_init", None) == "keras":
+        if cell_options.weight_init == "keras":  # every cell has it (CellOptions)
             self.keras_layers()
 
     @torch.no_grad()

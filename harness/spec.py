@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import tomllib
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+import torch
 
 import tasks
 import variants
@@ -120,10 +122,6 @@ def cpu_name() -> str:
 
 def machine_name(device) -> str:
     """What a run's numbers depend on: the processor (or GPU), its cores, and torch."""
-    import os
-
-    import torch
-
     device = torch.device(device)
     chip = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
     return f"{chip}, torch {torch.__version__}"
