@@ -24,10 +24,11 @@ import torch
 import tasks
 import variants
 from harness.config import ConfigError
+from harness.device import resolve_device
 from harness.model import ModelConfig
 from harness.registry import RegistryError
 from harness.tracking import TrackConfig
-from harness.train import TrainConfig
+from harness.train_config import TrainConfig
 from tasks.base import TaskOptions
 from variants.base import CellOptions
 
@@ -61,8 +62,6 @@ class RunSpec:
 
     def validate(self) -> "RunSpec":
         """Checks that need the registries or the machine; run before anything is logged."""
-        from harness.train import resolve_device
-
         paths = self.cell_class.paths
         if self.model.path != "auto" and self.model.path not in paths:
             raise ConfigError(f"model.path: variant {self.variant!r} has no {self.model.path!r} path; "

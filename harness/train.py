@@ -12,40 +12,21 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from harness import checkpoint, probes
-from harness.config import Options, option
+from harness.device import resolve_device
 from harness.model import SequenceModel, resolve_cell_options, trainable_parameters
 from harness.tracking import Tracker
+from harness.train_config import TrainConfig
+
+# resolve_device and TrainConfig live in leaf modules so that the spec need not import this
+# module (which imports the spec); existing `from harness.train import ...` still works.
 
 if TYPE_CHECKING:
     from harness.spec import RunSpec
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(Options):
-    section: ClassVar[str] = "train"
-    seed: int = option(0, "seeds the weights, dropout and the data streams")
-    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    steps: int = option(1500, "optimizer steps for generated tasks", min=1)
-    epochs: int = option(10, "epochs for dataset tasks (imdb)", min=1)
-    batch_size: int = option(64, "sequences per step", min=1)
-    lr: float = option(1e-3, "learning rate", min=0.0)
-    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
-    weight_decay: float = option(0.0, "weight decay", min=0.0)
-    eps: float = option(1e-8, "optimizer epsilon (torch's default; Keras uses 1e-7)", min=0.0)
-    rmsprop_alpha: float = option(0.99, "RMSprop smoothing constant (torch's default; Keras' rho is 0.9)",
-                                  min=0.0, max=1.0)
-    clip: float = option(1.0, "gradient-norm clipping threshold (0 = off)", min=0.0)
-    schedule: Literal["constant", "cosine", "linear"] = option("constant", "learning-rate schedule after warm-up")
-    warmup_steps: int = option(0, "linear learning-rate warm-up steps", min=0)
-    eval_every: int = option(0, "steps between evaluations (0 = 10 per run, or once per epoch)", min=0)
-    patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
-    log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
-    checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
 
 
 class StopRun(Exception):
@@ -71,18 +52,6 @@ class RunResult:
     device: str
     path: str | None
     reason: str = ""
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"train.device: not a device: {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={device} but CUDA is not available here (use cpu or auto)")
-    return parsed
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:

@@ -1,0 +1,34 @@
+"""The [train] section of a run's configuration (optimizer, schedule, steps, device, seed).
+
+Kept apart from train.py, which runs the training: the spec assembles its sections from
+the configs alone, and train.py imports the spec, so the config must not live there.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Literal
+
+from harness.config import Options, option
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Options):
+    section: ClassVar[str] = "train"
+    seed: int = option(0, "seeds the weights, dropout and the data streams")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    steps: int = option(1500, "optimizer steps for generated tasks", min=1)
+    epochs: int = option(10, "epochs for dataset tasks (imdb)", min=1)
+    batch_size: int = option(64, "sequences per step", min=1)
+    lr: float = option(1e-3, "learning rate", min=0.0)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
+    weight_decay: float = option(0.0, "weight decay", min=0.0)
+    eps: float = option(1e-8, "optimizer epsilon (torch's default; Keras uses 1e-7)", min=0.0)
+    rmsprop_alpha: float = option(0.99, "RMSprop smoothing constant (torch's default; Keras' rho is 0.9)",
+                                  min=0.0, max=1.0)
+    clip: float = option(1.0, "gradient-norm clipping threshold (0 = off)", min=0.0)
+    schedule: Literal["constant", "cosine", "linear"] = option("constant", "learning-rate schedule after warm-up")
+    warmup_steps: int = option(0, "linear learning-rate warm-up steps", min=0)
+    eval_every: int = option(0, "steps between evaluations (0 = 10 per run, or once per epoch)", min=0)
+    patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
+    log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
+    checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
