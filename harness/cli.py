@@ -2,6 +2,9 @@
 
 Every command is a module exposing `add_arguments(parser)` and `main(args) -> int`. Errors a
 user can fix (bad config, unknown names, missing data) print one line and exit with code 2.
+
+Commands load lazily: only the module of the command being run is imported (its imports
+bring torch, MLflow, pandas, ...), so `python -m harness --help` imports none of them.
 """
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ import importlib
 import sys
 
 from harness.config import ConfigError
-from harness.registry import RegistryError
+from harness.errors import UsageError
+from harness.registry import RegistryError, import_plugins
+
+__all__ = ["COMMANDS", "USER_ERRORS", "UsageError", "build_parser", "main"]  # UsageError: re-exported
 
 COMMANDS = {
     "run": ("harness.commands.run", "train one variant on one task, tracked in MLflow"),
@@ -23,11 +29,6 @@ COMMANDS = {
     "bench": ("harness.commands.bench", "time every variant and path against torch.nn.LSTM (CSV + Markdown)"),
 }
 
-
-class UsageError(Exception):
-    """A problem with the command line itself."""
-
-
 USER_ERRORS = (ConfigError, RegistryError, UsageError)
 
 
@@ -37,33 +38,55 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> Parser:
+def build_parser(command: str | None = None) -> Parser:
+    """The parser with every command listed by its summary; only `command`'s module is
+    imported and given its options (None: none, enough for the top-level --help)."""
     parser = Parser(prog="python -m harness",
                     description="Benchmark harness for recurrent cells: train, track, sweep, reproduce.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name, (module, summary) in COMMANDS.items():
-        command = importlib.import_module(module)
-        p = sub.add_parser(name, help=summary, description=command.__doc__,
+        if name != command:
+            sub.add_parser(name, help=summary)
+            continue
+        loaded = importlib.import_module(module)
+        p = sub.add_parser(name, help=summary, description=loaded.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        command.add_arguments(p)
-        p.set_defaults(_command=command)
+        loaded.add_arguments(p)
+        p.set_defaults(_command=loaded)
     return parser
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The command named on the line: the first word (the top level has no other options)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def early_plugins(argv: list[str]) -> list[str]:
+    """`--plugin MODULE` values, read before the command's parser is built so that its help
+    (the config fields of `run --help`, ...) includes what the plug-ins register."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--plugin", action="append", default=[])
+    return early.parse_known_args(argv)[0].plugin
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions reported as one line and exit code 2. A DataError can only have been
+    raised if its module was loaded, so it is looked up, never imported: this runs for every
+    exception that leaves a command, --help's SystemExit included."""
     errors = USER_ERRORS + (TimeoutError,)
-    try:
-        from tasks.imdb_data import DataError
-        errors += (DataError,)
-    except ImportError:
-        pass
-    return errors
+    data = sys.modules.get("tasks.imdb_data")
+    return errors + (data.DataError,) if data is not None else errors
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = chosen_command(argv)
     try:
+        if command is not None:
+            import_plugins(early_plugins(argv))
+        args = build_parser(command).parse_args(argv)
         return args._command.main(args)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)

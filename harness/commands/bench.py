@@ -27,7 +27,7 @@ import torch
 
 import variants
 from harness import bench
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.spec import cpu_name, git_commit
 
 COLUMNS = ["row", "length", "update_fraction", "forward_ms_per_step", "forward_iqr", "train_ms_per_step",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import claims
 from harness.claims import BUDGETS
-from harness.cli import UsageError
+from harness.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ import sys
 
 from harness import claims
 from harness.claims import BUDGETS
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.registry import import_plugins
 
 

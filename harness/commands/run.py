@@ -13,7 +13,7 @@ import json
 import sys
 
 from harness import checkpoint
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.spec import spec_from_dict
 from harness.tracking import make_tracker, resolve_uri, ui_command

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from harness import space as spaces
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.config import ConfigError
 from harness.spec import load_toml
