@@ -12,11 +12,13 @@ from harness import probes
 from harness.checkpoint import FILE, checkpoint_root
 from harness.config import flatten
 from harness.model import trainable_parameters
-from harness.tracking import Tracker, resolve_uri
+from harness.tracking import Tracker
 
 
-def checkpoint_path(spec, run_id: str | None) -> Path:
-    root = checkpoint_root(spec.track.checkpoint_dir, resolve_uri(spec.track.tracking_uri))
+def checkpoint_path(spec, run_id: str | None, store_dir: Path | None) -> Path:
+    """Where the run's checkpoint goes: track.checkpoint_dir, else beside the store in
+    `store_dir`, else the user cache; one folder per run."""
+    root = checkpoint_root(spec.track.checkpoint_dir, store_dir)
     return root / (run_id or f"untracked-{uuid.uuid4().hex[:12]}") / FILE
 
 

@@ -13,18 +13,16 @@ from typing import Any
 
 import torch
 
-from harness.tracking import local_store_dir
-
 FILE = "last.pt"
 
 
-def checkpoint_root(checkpoint_dir: str, tracking_uri: str) -> Path:
-    """An explicit directory, else beside a local MLflow store, else the user cache."""
+def checkpoint_root(checkpoint_dir: str, store_dir: Path | None) -> Path:
+    """An explicit directory, else beside a local tracking store (`store_dir`: the directory
+    its tracker says it keeps files in), else the user cache."""
     if checkpoint_dir:
         return Path(checkpoint_dir).expanduser()
-    store = local_store_dir(tracking_uri)
-    if store is not None:
-        return store / "checkpoints"
+    if store_dir is not None:
+        return Path(store_dir) / "checkpoints"
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("rnn-harness")) / "checkpoints"

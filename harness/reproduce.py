@@ -13,21 +13,27 @@ import time
 
 from harness.claims import Claim, Planned
 from harness.spec import apply_sets, build_spec
-from harness.tracking import MLflowTracker, finished_run, resolve_uri
+from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
 
 
 @dataclasses.dataclass
-class Outcome:
+class Done:
+    """One grid point's run: its outcome, or reused (a result already in the store)."""
+
     planned: Planned
     run_id: str | None
-    status: str  # FINISHED, FAILED, KILLED or REUSED
+    outcome: Outcome | None  # None: reused
     metrics: dict
     seconds: float
 
+    @property
+    def label(self) -> str:
+        return "reused" if self.outcome is None else self.outcome.value
 
-def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str):
+
+def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: int = 0):
     sets = planned.sets + [f"train.device={device}", f"track.tracking_uri={uri}",
-                           f"track.experiment={claim.experiment}"]
+                           f"track.experiment={claim.experiment}", f"train.threads={threads}"]
     return build_spec(apply_sets({}, sets)).validate()
 
 
@@ -35,7 +41,7 @@ def measured_fingerprint(planned: Planned) -> str:
     return hashlib.sha256(json.dumps(planned.values, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int) -> Outcome:
+def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int) -> Done:
     """One grid point, in this process or a worker process."""
     import torch
 
@@ -47,7 +53,7 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     claim = get(claim_name)
     started = time.perf_counter()
     tags = {**planned.tags, "claim_command": command}
-    tracker = MLflowTracker(uri, claim.experiment)
+    tracker = open_tracker(uri, claim.experiment)
     if not claim.trains:
         import platform
 
@@ -60,11 +66,11 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
         tracker.log_params(planned.values)
         metrics = claim.measure(planned)
         tracker.log_metrics(metrics, 0)
-        tracker.end("FINISHED")
-        return Outcome(planned, run_id, "FINISHED", metrics, time.perf_counter() - started)
-    spec = spec_for(claim, planned, device=device, uri=uri)
+        tracker.end(Outcome.FINISHED)
+        return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
+    spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
     result = train(spec, tracker, progress=False, tags=tags)
-    return Outcome(planned, result.run_id, result.status, result.metrics, time.perf_counter() - started)
+    return Done(planned, result.run_id, result.outcome, result.metrics, time.perf_counter() - started)
 
 
 def _init_worker(threads: int) -> None:
@@ -74,18 +80,19 @@ def _init_worker(threads: int) -> None:
 
 
 def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
-              command: str, report=print) -> list[Outcome]:
+              command: str, report=print) -> list[Done]:
     uri = resolve_uri(uri)
-    MLflowTracker(uri, claim.experiment)  # create the store and experiment before any worker races to
+    open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
+    runs = open_runs(uri)
     plan = claim.plan(budget, seeds)
-    outcomes: list[Outcome] = []
+    outcomes: list[Done] = []
     todo = []
     for planned in plan:
         fingerprint = (spec_for(claim, planned, device=device, uri=uri).fingerprint() if claim.trains
                        else measured_fingerprint(planned))
-        found = finished_run(uri, claim.experiment, fingerprint)
+        found = runs.find_result(claim.experiment, fingerprint)
         if found:
-            outcomes.append(Outcome(planned, found, "REUSED", {}, 0.0))
+            outcomes.append(Done(planned, found, None, {}, 0.0))
         else:
             todo.append(planned)
     report(f"{claim.name} ({budget}): {len(plan)} runs in the grid, {len(plan) - len(todo)} reused, "
@@ -93,12 +100,12 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
     done = len(plan) - len(todo)
 
-    def show(outcome: Outcome) -> None:
+    def show(outcome: Done) -> None:
         nonlocal done
         done += 1
         what = outcome.planned.tags["claim_point"]
         primary = next((f"{k} {val:.4g}" for k, val in outcome.metrics.items() if k.startswith("test_")), "")
-        report(f"[{done}/{len(plan)}] {outcome.planned.tags['claim_grid']}: {what}: {outcome.status} "
+        report(f"[{done}/{len(plan)}] {outcome.planned.tags['claim_grid']}: {what}: {outcome.label} "
                f"{primary} ({outcome.seconds:.1f} s)")
 
     if jobs <= 1:
@@ -106,7 +113,7 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
             outcome = run_one(claim.name, planned, device, uri, command, 0)
             outcomes.append(outcome)
             show(outcome)
-            if outcome.status == "KILLED":
+            if outcome.outcome == Outcome.KILLED:
                 break
         return outcomes
     context = multiprocessing.get_context("spawn")

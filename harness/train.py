@@ -19,7 +19,7 @@ import torch
 from harness import checkpoint, probes
 from harness.device import resolve_device
 from harness.model import SequenceModel, resolve_cell_options, trainable_parameters
-from harness.tracking import Tracker
+from harness.tracking import Outcome, Tracker
 from harness.train_config import TrainConfig
 
 # resolve_device and TrainConfig live in leaf modules so that the spec need not import this
@@ -30,28 +30,35 @@ if TYPE_CHECKING:
 
 
 class StopRun(Exception):
-    """Raised by a `report` callback (e.g. Optuna pruning) to end a run early."""
+    """Raised by a `report` callback (e.g. Optuna pruning) to end a run early with this
+    outcome (an Outcome, or its name: "PRUNED") and a human-readable reason."""
 
-    def __init__(self, status: str, reason: str):
+    def __init__(self, outcome: Outcome | str, reason: str):
         super().__init__(reason)
-        self.status, self.reason = status, reason
+        self.outcome, self.reason = Outcome(outcome), reason
 
 
 class Diverged(Exception):
-    pass
+    """A non-finite loss, gradient norm or validation metric."""
 
 
 @dataclasses.dataclass
 class RunResult:
     run_id: str | None
-    status: str  # FINISHED, FAILED, KILLED or PRUNED
+    outcome: Outcome
     metrics: dict[str, float]
     steps: int
     wall_time_s: float
     trainable_params: int
     device: str
-    path: str | None
-    reason: str = ""
+    path: str | None  # the computation path training used (not the probes' explicit path)
+    reason: str = ""  # human text: why it stopped, for outcomes other than finished
+    threads: int = 0  # torch CPU threads it ran with
+
+    @property
+    def status(self) -> str:
+        """The outcome as the older status words: FINISHED, FAILED (diverged), KILLED or PRUNED."""
+        return {Outcome.DIVERGED: "FAILED", Outcome.PRUNED: "PRUNED"}.get(self.outcome, self.outcome.status)
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -128,6 +135,7 @@ class Trainer:
         self.eval_every = self.cfg.eval_every or (per_epoch or max(1, self.total // 10))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.total))
         self.step = 0
+        self.train_path: str | None = None  # the path of the training forward (probes use explicit)
         self.best = {"value": None, "step": -1, "stale": 0}
         self.best_model = None
         self.probe_rows: list[dict] = []
@@ -207,6 +215,7 @@ class Trainer:
                     self.probe()
                 batch = task.train_batch(self.step, cfg.batch_size, seed=cfg.seed, device=self.device)
                 logits, state = model(batch)
+                self.train_path = model.path
                 loss = task.loss(logits, batch)
                 reg = model.regularizer(state)
                 objective = loss if reg is None else loss + reg
@@ -280,48 +289,58 @@ class Trainer:
 def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resume: dict | None = None,
           progress: bool = True, parent_run_id: str | None = None, tags: dict | None = None,
           on_start: Callable[[str | None], None] | None = None) -> RunResult:
-    """Train `spec` to the end (or until stopped); every outcome is recorded by `tracker`."""
-    from harness import artifacts
+    """Train `spec` to the end (or until stopped); the outcome is returned and recorded by
+    `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
+    data is prepared before the run is created: a data error leaves no run behind."""
+    from harness import artifacts, threads
+    from harness.tracking import local_dir
 
     tracker = tracker or Tracker()
     started = time.perf_counter()
     if tracker.uri:  # the resolved store goes into the logged config and the checkpoint
         spec = dataclasses.replace(spec, track=spec.track.replace(tracking_uri=tracker.uri))
+    used_threads = threads.apply(spec.train.threads, resolve_device(spec.train.device))
     trainer = Trainer(spec, tracker, report, progress)
+    # Any task can draw its validation set; a dataset task loads and verifies its data to do
+    # so, and a data error here comes before the run exists (no FAILED run left behind).
+    next(iter(trainer.task.eval_batches("val", seed=spec.train.seed)), None)
     if resume is not None:
         trainer.restore(resume)
-    run_id = tracker.start(run_name=spec.run_name, tags={**spec.tags(trainer.device), **(tags or {})},
+    run_tags = {**spec.tags(trainer.device), "threads": str(used_threads), **(tags or {})}
+    run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
                            resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
-    ckpt_path = artifacts.checkpoint_path(spec, run_id)
+    # Checkpoints go beside a local store: the tracker's, else the one the spec names.
+    store_dir = tracker.local_dir or local_dir(spec.track.tracking_uri)
+    ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
     if on_start is not None:
         on_start(run_id)
     if resume is None:
         artifacts.log_start(tracker, spec, trainer.model)
-    status, reason, metrics = "FINISHED", "", {}
+    outcome, reason, metrics = Outcome.FINISHED, "", {}
     try:
         with interruptible() as flag:
-            outcome = trainer.loop(flag, ckpt_path)
-        if outcome in ("SIGINT", "SIGTERM"):
+            stopped = trainer.loop(flag, ckpt_path)
+        if stopped in ("SIGINT", "SIGTERM"):
             trainer.save(ckpt_path)
-            status, reason = "KILLED", f"{outcome} at step {trainer.step}; resume with --resume {run_id}"
+            outcome, reason = Outcome.KILLED, f"{stopped} at step {trainer.step}; resume with --resume {run_id}"
         else:
-            if outcome == "early_stopped":
+            if stopped == "early_stopped":
                 tracker.set_tags({"early_stopped_at": str(trainer.step)})
             trainer.save(ckpt_path)
             metrics = trainer.finish()
             artifacts.log_end(tracker, spec, trainer)
     except Diverged as err:
-        status, reason = "FAILED", str(err)
+        outcome, reason = Outcome.DIVERGED, str(err)
     except StopRun as err:
-        status, reason = err.status, err.reason
+        outcome, reason = err.outcome, err.reason
     except BaseException as err:
         tracker.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:500]})
-        tracker.end("FAILED")
+        tracker.end(Outcome.CRASHED)
         raise
     if reason:
-        tracker.set_tags({"failure_reason" if status == "FAILED" else "stop_reason": reason})
-    tracker.end({"PRUNED": "KILLED"}.get(status, status))
-    return RunResult(run_id=run_id, status=status, metrics=metrics, steps=trainer.step,
+        tracker.set_tags({"failure_reason" if outcome == Outcome.DIVERGED else "stop_reason": reason})
+    tracker.end(outcome)
+    return RunResult(run_id=run_id, outcome=outcome, metrics=metrics, steps=trainer.step,
                      wall_time_s=time.perf_counter() - started,
                      trainable_params=trainable_parameters(trainer.model), device=str(trainer.device),
-                     path=trainer.model.path, reason=reason)
+                     path=trainer.train_path or trainer.model.path, reason=reason, threads=used_threads)

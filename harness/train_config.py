@@ -32,3 +32,5 @@ class TrainConfig(Options):
     patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
     log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
     checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
+    threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/threads.py); the count used "
+                          "is recorded as the run's `threads` tag", min=0)

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     from harness.reproduce import reproduce, spec_for
+    from harness.tracking import Outcome
 
     import_plugins(args.plugin)
     names = claims.available() if args.claim == "all" else [args.claim]
@@ -55,11 +56,11 @@ def main(args) -> int:
             continue
         outcomes = reproduce(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
                              jobs=args.jobs, command=command, report=lambda line: print(line, flush=True))
-        if any(o.status == "KILLED" for o in outcomes):
+        if any(o.outcome == Outcome.KILLED for o in outcomes):
             print("interrupted: run the same command again to resume", file=sys.stderr)
             return 130
-        failed += sum(o.status == "FAILED" for o in outcomes)
+        failed += sum(o.outcome == Outcome.DIVERGED for o in outcomes)
     if failed:
-        print(f"note: {failed} runs diverged (recorded as FAILED; the reports count them as not solved)")
+        print(f"note: {failed} runs diverged (outcome 'diverged'; the reports count them as not solved)")
     print("next: python -m harness report" + (f" --claim {args.claim}" if args.claim != "all" else ""))
     return 0

@@ -5,6 +5,9 @@ examples:
   python -m harness run --variant simple_rnn --task adding --set task.length=200 --set train.steps=3000
   python -m harness run --variant gru --config my.toml --json
   python -m harness run --resume RUN_ID          # continue an interrupted run
+
+exit codes: 0 finished, 1 diverged or pruned, 2 bad input (config, data, tracking store),
+130 interrupted (resume it with --resume RUN_ID).
 """
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ from harness import checkpoint
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.spec import spec_from_dict
-from harness.tracking import make_tracker, resolve_uri, ui_command
+from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 
-EXIT = {"FINISHED": 0, "FAILED": 1, "KILLED": 130, "PRUNED": 1}
+EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
+LEGEND = ("gradient_horizon: steps back until ||dL/dh_t|| falls below track.probe_threshold x its value at "
+          "the loss (censored = 1: it never did, the horizon is at least the sequence); gradient_decay: "
+          "per-step factor of that norm (< 1 vanishing, > 1 exploding); see README 'What a run records'")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_resume(args) -> tuple:
     from harness.checkpoint import checkpoint_root
 
-    uri = resolve_uri(args.tracking_uri or "")
-    path = checkpoint_root("", uri) / args.resume / checkpoint.FILE
+    path = checkpoint_root("", local_dir(args.tracking_uri or "")) / args.resume / checkpoint.FILE
     if not path.exists():
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
     payload = checkpoint.load(path)
@@ -45,8 +50,8 @@ def summary(result, spec, tracker) -> str:
     import pandas as pd
 
     head = (f"{spec.variant} on {spec.task_name} (length {spec.task.length}, seed {spec.train.seed}): "
-            f"{result.status} after {result.steps} steps in {result.wall_time_s:.1f} s on {result.device}"
-            f" [{result.path} path, {result.trainable_params:,} parameters]")
+            f"{result.outcome.value} after {result.steps} steps in {result.wall_time_s:.1f} s on {result.device}"
+            f" [{result.path} path, {result.threads} threads, {result.trainable_params:,} parameters]")
     lines = [head]
     if result.reason:
         lines.append(f"reason: {result.reason}")
@@ -54,10 +59,12 @@ def summary(result, spec, tracker) -> str:
         keys = sorted(result.metrics, key=lambda k: (not k.startswith("test_"), k))
         table = pd.DataFrame({"metric": keys, "value": [result.metrics[k] for k in keys]})
         lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if "gradient_horizon" in result.metrics:
+            lines.append(LEGEND)
     if tracker.run_id:
         lines.append(f"MLflow run {result.run_id} in experiment {tracker.experiment!r}; open the UI with:")
         lines.append(f"  {ui_command(tracker.uri)}")
-        if not tracker.uri.startswith("http"):
+        if tracker.local_dir is not None:  # a local store: the UI command above serves it
             lines.append(f"  then http://127.0.0.1:5000/#/experiments/{tracker.experiment_id}/runs/{result.run_id}")
     return "\n".join(lines)
 
@@ -70,15 +77,15 @@ def main(args) -> int:
     else:
         spec, resume = resolve_spec(args), None
     spec.validate()
-    tracker = make_tracker(spec.track, spec.experiment)
+    tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
     result = train(spec, tracker, resume=resume, progress=not args.quiet and sys.stderr.isatty())
     print(summary(result, spec, tracker))
     if args.json:
         print(json.dumps({
-            "run_id": result.run_id, "status": result.status, "experiment": spec.experiment,
-            "variant": spec.variant, "task": spec.task_name, "length": spec.task.length,
-            "seed": spec.train.seed, "trainable_params": result.trainable_params,
-            "device": result.device, "path": result.path, "steps": result.steps,
+            "run_id": result.run_id, "outcome": result.outcome.value, "status": result.status,
+            "experiment": spec.experiment, "variant": spec.variant, "task": spec.task_name,
+            "length": spec.task.length, "seed": spec.train.seed, "trainable_params": result.trainable_params,
+            "device": result.device, "path": result.path, "threads": result.threads, "steps": result.steps,
             "wall_time_s": round(result.wall_time_s, 3), "tracking_uri": tracker.uri or None,
             "reason": result.reason or None, "metrics": result.metrics}))
-    return EXIT[result.status]
+    return EXIT.get(result.outcome, 1)

@@ -1,0 +1,90 @@
+"""Experiment tracking behind one boundary; the only package that imports MLflow.
+
+Writing: `open_tracker(uri, experiment)` is the one factory every caller uses. It checks the
+store within seconds (StoreError, one line, otherwise) and returns a `Tracker`: tracking off
+(the base class), or an `MLflowTracker` that creates nothing until its first run starts.
+`MemoryTracker` keeps everything in memory for tests. Every run ends with a typed `Outcome`,
+recorded as its `outcome` tag.
+
+Reading: `open_runs(uri)` gives neutral tables (one row per run, config fields, metrics and
+tags under their own names: see harness.tracking.runs), metric histories and artifacts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.tracking import store
+from harness.tracking.base import MemoryTracker, Outcome, TrackConfig, Tracker
+from harness.tracking.runs import MLflowRuns, RunRecord, neutral_table
+from harness.tracking.store import StoreError, resolve_uri, shown
+from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
+
+__all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
+           "TrackConfig", "Tracker", "download_artifact", "ensure_experiment", "finished_run", "make_tracker",
+           "metric_history", "neutral_table", "open_runs", "open_tracker", "resolve_uri", "search_runs",
+           "set_run_state", "shown", "ui_command"]
+
+
+def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_seconds: float = 5.0) -> Tracker:
+    """The tracker for `experiment` in the store at `uri` ('' = $MLFLOW_TRACKING_URI, else
+    ./mlflow.db; a bare path is a SQLite file).
+
+    enabled=False: tracking off (a `Tracker` that records nothing, whose `local_dir` still says
+    where the store would be, so checkpoints land in the same place). Otherwise the store is
+    checked first, each question bounded by store.PROBE_SECONDS, and nothing is created until a
+    run starts. Raises StoreError (a ConfigError: the CLI prints one line and exits 2) naming
+    the URI, password hidden, and the cause: unwritable path, unreachable server, malformed or
+    unsupported URI, missing driver."""
+    resolved = resolve_uri(uri)
+    if not enabled:
+        return Tracker(local_dir=store.local_dir(resolved))
+    store.check(resolved, experiment)
+    return MLflowTracker(resolved, experiment, flush_seconds=flush_seconds)
+
+
+def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
+    """`open_tracker` from a run's [track] section."""
+    return open_tracker(config.tracking_uri, experiment, enabled=config.enabled)
+
+
+def open_runs(uri: str) -> MLflowRuns:
+    """Reading runs back from the store at `uri` (checked like open_tracker's)."""
+    resolved = resolve_uri(uri)
+    store.check(resolved)
+    return MLflowRuns(resolved)
+
+
+def local_dir(uri: str) -> Path | None:
+    """Where the store at `uri` keeps its files, if it is local (see Tracker.local_dir)."""
+    return store.local_dir(uri)
+
+
+def local_store_dir(uri: str) -> Path | None:
+    """Deprecated name of `local_dir`, kept until every caller uses a tracker's `local_dir`."""
+    return store.local_dir(uri)
+
+
+def ui_command(uri: str) -> str:
+    """How to look at the store's runs in a browser."""
+    if store.scheme(uri) in ("http", "https"):
+        return f"open {shown(uri)} in a browser"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+# -- the same reads as functions of a URI (kept for callers that hold no reader) ------------
+def search_runs(uri: str, experiment: str, tags: dict[str, str] | None = None):
+    """The neutral run table of `experiment` (empty when it does not exist)."""
+    return MLflowRuns(uri).table(experiment, tags)
+
+
+def metric_history(uri: str, run_ids: list[str], key: str):
+    return MLflowRuns(uri).history(run_ids, key)
+
+
+def download_artifact(uri: str, run_id: str, path: str, dst: str | Path) -> Path:
+    return MLflowRuns(uri).artifact(run_id, path, dst)
+
+
+def finished_run(uri: str, experiment: str, fingerprint: str) -> str | None:
+    """A run with this config fingerprint that reached a result (finished or diverged)."""
+    return MLflowRuns(uri).find_result(experiment, fingerprint)

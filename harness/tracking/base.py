@@ -1,0 +1,131 @@
+"""The tracking interface, the typed run outcome, and the two trackers that need no store:
+`Tracker` (tracking switched off) and `MemoryTracker` (everything kept in memory, for tests
+and for callers that want the numbers back). No MLflow here."""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.config import Options, option
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackConfig(Options):
+    section: ClassVar[str] = "track"
+    enabled: bool = option(True, "log to MLflow (false: no tracking at all)")
+    tracking_uri: str = option("", "MLflow store; empty = $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+    experiment: str = option("", "MLflow experiment; empty = the task's name")
+    run_name: str = option("", "MLflow run name; empty = variant-task-length-seed")
+    probe: bool = option(True, "record gradient flow through time (explicit path, one batch)")
+    probe_points: int = option(3, "gradient probes spread over training (start ... end)", min=1)
+    probe_threshold: float = option(1e-3, "gradient_horizon: largest distance whose gradient norm "
+                                    "is >= threshold x its norm at the loss step", min=0.0)
+    gate_stats: bool = option(True, "log gate means and saturation (explicit path) at evaluations")
+    probe_batch: int = option(64, "validation sequences the gradient probe and gate statistics use", min=1)
+    log_model: bool = option(False, "also mlflow.pytorch.log_model (slow; fixes the input shape)")
+    checkpoint_dir: str = option("", "where checkpoints go; empty = beside the MLflow store")
+
+
+class Outcome(enum.StrEnum):
+    """How a run ended, recorded as the run's `outcome` tag (the reason stays human text).
+
+    Parsing is forgiving so older callers keep working: names in any case, and MLflow's run
+    statuses ("FAILED" without more information is a crash, "SCHEDULED" is still running)."""
+
+    FINISHED = "finished"  # trained to its end (or stopped early by patience): a result
+    DIVERGED = "diverged"  # a non-finite loss, gradient or metric: a deterministic result (not solved)
+    PRUNED = "pruned"  # stopped by the caller (e.g. an Optuna pruner)
+    KILLED = "killed"  # SIGINT/SIGTERM: a checkpoint was saved, the run can be resumed
+    CRASHED = "crashed"  # an exception, or a worker lost mid-run: not a result
+    RUNNING = "running"  # no outcome yet (in progress, or its process died without writing one)
+
+    @classmethod
+    def _missing_(cls, value):
+        text = str(value).lower()
+        aliases = {"failed": cls.CRASHED, "scheduled": cls.RUNNING}
+        return aliases.get(text) or next((m for m in cls if m.value == text), None)
+
+    @property
+    def status(self) -> str:
+        """The MLflow run status this outcome is recorded with."""
+        return {"finished": "FINISHED", "diverged": "FAILED", "pruned": "KILLED", "killed": "KILLED",
+                "crashed": "FAILED", "running": "RUNNING"}[self.value]
+
+    @property
+    def is_result(self) -> bool:
+        """A deterministic end of training that reports (and reuse) may count."""
+        return self in (Outcome.FINISHED, Outcome.DIVERGED)
+
+
+class Tracker:
+    """The tracking interface; this base class tracks nothing (tracking switched off).
+
+    `local_dir` is where a local store keeps its files (checkpoints go beside it); None when
+    the store is remote or unknown."""
+
+    uri: str = ""
+    experiment: str = ""
+    run_id: str | None = None
+    local_dir: Path | None = None
+
+    def __init__(self, local_dir: Path | None = None):
+        self.local_dir = local_dir
+
+    def start(self, *, run_name: str, tags: dict[str, str], resume_run_id: str | None = None,
+              parent_run_id: str | None = None) -> str | None:
+        return None
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_text(self, text: str, artifact_file: str) -> None: ...
+    def log_figure(self, figure, artifact_file: str) -> None: ...
+    def log_model(self, model) -> None: ...
+    def flush(self) -> None: ...
+    def end(self, outcome: Outcome | str = Outcome.FINISHED) -> None: ...
+
+
+class MemoryTracker(Tracker):
+    """Keeps everything in memory: for tests and for callers that want the numbers back."""
+
+    def __init__(self, local_dir: Path | None = None):
+        super().__init__(local_dir)
+        self.params: dict[str, Any] = {}
+        self.metrics: list[tuple[str, float, int]] = []
+        self.tags: dict[str, str] = {}
+        self.artifacts: dict[str, Any] = {}
+        self.status: str | None = None
+        self.outcome: Outcome | None = None
+
+    def start(self, *, run_name, tags, resume_run_id=None, parent_run_id=None):
+        self.run_id = resume_run_id or f"memory-{id(self):x}"
+        self.tags.update(tags, run_name=run_name)
+        self.status = "RUNNING"
+        return self.run_id
+
+    def log_params(self, params): self.params.update(params)
+    def log_metrics(self, metrics, step): self.metrics.extend((k, float(v), step) for k, v in metrics.items())
+    def set_tags(self, tags): self.tags.update(tags)
+    def log_artifact(self, path, artifact_path=None):
+        self.artifacts[f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name] = Path(path).read_bytes()
+    def log_text(self, text, artifact_file): self.artifacts[artifact_file] = text
+    def log_figure(self, figure, artifact_file): self.artifacts[artifact_file] = figure
+
+    def end(self, outcome=Outcome.FINISHED):
+        self.outcome = Outcome(outcome)
+        self.tags["outcome"] = self.outcome.value
+        self.status = self.outcome.status
+
+    def history(self, key: str) -> list[tuple[int, float]]:
+        return [(step, value) for k, value, step in self.metrics if k == key]
+
+    def table(self):
+        """This tracker's one run as a row of the neutral run table (see harness.tracking.runs)."""
+        from harness.tracking.runs import neutral_row, neutral_table
+
+        last = {key: value for key, value, _ in self.metrics}
+        return neutral_table([neutral_row(self.run_id, self.tags.get("outcome"), self.status, None, None,
+                                          {k: str(v) for k, v in self.params.items()}, last, self.tags)])

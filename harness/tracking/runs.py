@@ -1,0 +1,149 @@
+"""Reading runs back as neutral tables: the one place that knows how MLflow stores a run.
+
+A run table has one row per run and these columns:
+- `run_id`, `outcome` (an `Outcome`), `started`, `ended` (UTC timestamps; `ended` missing while
+  running), `seconds` (ended - started), `run_name`, `parent_run_id` (empty for top-level runs);
+- every logged config field under its --set name (`model.variant`, `task.length`, `train.seed`,
+  ...): a column whose values are all numbers becomes numeric, all True/False becomes bool
+  ("None" counts as missing), anything else stays text;
+- every metric under its name (`test_accuracy`, `gradient_horizon`, ...): its last value;
+- our tags under their names (`claim`, `claim_grid`, `fingerprint`, `machine`, ...), as text;
+  MLflow's own `mlflow.*` tags are dropped.
+A name logged as two kinds (the harness never does) keeps the first of param, metric, tag.
+Runs written before outcomes were tagged get one from their MLflow status (FAILED: crashed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from harness.tracking.base import Outcome
+from harness.tracking.store import resolve_uri
+
+META = ("run_id", "outcome", "started", "ended", "seconds", "run_name", "parent_run_id")
+RENAMED = {"mlflow.runName": "run_name", "mlflow.parentRunId": "parent_run_id"}
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run, store-independent: what a row of the neutral table is built from."""
+
+    run_id: str
+    outcome: Outcome
+    started: datetime.datetime | None
+    ended: datetime.datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def outcome_of(tags: dict[str, str], status: str) -> Outcome:
+    """The run's `outcome` tag; for older runs without one, its MLflow status."""
+    try:
+        return Outcome(tags.get("outcome") or status)
+    except ValueError:
+        return Outcome.CRASHED
+
+
+def _parse(values: pd.Series) -> pd.Series:
+    """Text params -> numbers or booleans when every present value is one."""
+    present = values.dropna()
+    present = present[present != "None"]
+    if present.empty:
+        return values
+    if set(present) <= {"True", "False"}:
+        return values.map({"True": True, "False": False}).astype(object).where(values.isin(["True", "False"]), None)
+    try:
+        pd.to_numeric(present)
+    except (ValueError, TypeError):
+        return values
+    return pd.to_numeric(values.where(values != "None"), errors="coerce")
+
+
+def neutral_table(records: list[RunRecord]) -> pd.DataFrame:
+    """The neutral run table of these runs (columns: see the module docstring)."""
+    rows, param_names = [], set()
+    for r in records:
+        row = {"run_id": r.run_id, "outcome": r.outcome, "started": r.started, "ended": r.ended,
+               "run_name": r.tags.get("mlflow.runName", r.tags.get("run_name", "")),
+               "parent_run_id": r.tags.get("mlflow.parentRunId", "")}
+        for key, value in r.params.items():
+            row.setdefault(key, value)
+            param_names.add(key)
+        for key, value in r.metrics.items():
+            row.setdefault(key, value)
+        for key, value in r.tags.items():
+            if not key.startswith("mlflow.") and key not in ("outcome", "run_name"):
+                row.setdefault(key, value)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(META) if not rows else None)
+    for column in ("started", "ended"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["seconds"] = (frame["ended"] - frame["started"]).dt.total_seconds()
+    for name in param_names:
+        frame[name] = _parse(frame[name])
+    return frame[list(META) + [c for c in frame.columns if c not in META]]
+
+
+def _time(ms: int | None) -> datetime.datetime | None:
+    return None if ms is None else datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+
+
+def _quoted(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class MLflowRuns:
+    """Runs of an MLflow store, read through MlflowClient into neutral tables."""
+
+    def __init__(self, uri: str):
+        from mlflow import MlflowClient
+
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(self.uri)
+
+    def records(self, experiment: str, tags: dict[str, str] | None = None) -> list[RunRecord]:
+        """Every run of `experiment` (none when it does not exist) whose tags equal `tags`."""
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        query = " and ".join(f"tags.`{k}` = {_quoted(v)}" for k, v in (tags or {}).items())
+        out, token = [], None
+        while True:
+            page = self.client.search_runs([found.experiment_id], query, max_results=1000, page_token=token)
+            for run in page:
+                info, data = run.info, run.data
+                out.append(RunRecord(info.run_id, outcome_of(data.tags, info.status), _time(info.start_time),
+                                     _time(info.end_time), dict(data.params), dict(data.metrics), dict(data.tags)))
+            token = page.token
+            if not token:
+                return out
+
+    def table(self, experiment: str, tags: dict[str, str] | None = None) -> pd.DataFrame:
+        """The neutral table of the experiment's runs (optionally only those with these tags)."""
+        return neutral_table(self.records(experiment, tags))
+
+    def history(self, run_ids: list[str], key: str) -> pd.DataFrame:
+        """Every logged value of metric `key` for these runs: columns run_id, step, value."""
+        rows = [{"run_id": run_id, "step": m.step, "value": m.value}
+                for run_id in run_ids for m in self.client.get_metric_history(run_id, key)]
+        return pd.DataFrame(rows, columns=["run_id", "step", "value"])
+
+    def artifact(self, run_id: str, path: str, dst: str | Path) -> Path:
+        """Download one artifact of a run into `dst`; its local path."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # reports download many
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
+
+    def find_result(self, experiment: str, fingerprint: str) -> str | None:
+        """The newest run of `experiment` with this config fingerprint that reached a result
+        (finished, or diverged: both deterministic), to be reused instead of re-run."""
+        records = self.records(experiment, {"fingerprint": fingerprint})
+        records.sort(key=lambda r: r.started or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
+                     reverse=True)
+        return next((r.run_id for r in records if r.outcome.is_result), None)

@@ -1,0 +1,222 @@
+"""Where a tracking store lives and whether it answers: URI resolution, the local directory a
+store keeps its files in, and a bounded probe that turns every store problem into one line.
+
+MLflow retries unreachable stores for minutes by default (HTTP: MLFLOW_HTTP_REQUEST_MAX_RETRIES
+and MLFLOW_HTTP_REQUEST_TIMEOUT, 120 s per request; SQL: its engine creation retries
+connections), and an unwritable SQLite path fails only after those retries, with tracebacks.
+`check` asks first, within PROBE_SECONDS, and touches nothing it would leave behind.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.config import ConfigError
+
+PROBE_SECONDS = 4.0  # per store question; a CLI start-up (imports) takes about 3 s more
+SQL = {"postgresql", "mysql", "mssql"}
+EXAMPLES = "a path, sqlite:///PATH, postgresql://USER@HOST/DB, mysql://USER@HOST/DB or http(s)://HOST:PORT"
+
+
+class StoreError(ConfigError):
+    """The tracking store cannot be used: unwritable, unreachable, malformed or unsupported."""
+
+
+def resolve_uri(uri: str = "") -> str:
+    """An explicit URI, else $MLFLOW_TRACKING_URI, else an absolute sqlite:///<cwd>/mlflow.db.
+
+    Always explicit: with nothing set MLflow may switch to a legacy ./mlruns file store."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri:
+        return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if "://" not in uri:  # a bare path: a SQLite file there
+        return f"sqlite:///{Path(uri).expanduser().resolve()}"
+    return uri
+
+
+def shown(uri: str) -> str:
+    """The URI as it may be printed: any password replaced by ***."""
+    return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", uri)
+
+
+def scheme(uri: str) -> str:
+    """'sqlite', 'postgresql', 'http', ... (a driver suffix such as +psycopg dropped)."""
+    return uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (relative paths against the working directory)."""
+    if scheme(uri) != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().absolute()
+
+
+def local_dir(uri: str) -> Path | None:
+    """The directory a local store keeps its file in (artifacts and checkpoints go beside it);
+    None for remote stores and for anything that is not a usable local store."""
+    try:
+        path = sqlite_path(resolve_uri(uri))
+    except Exception:  # malformed: check() names the problem; placement just has no local dir
+        return None
+    return path.parent if path is not None else None
+
+
+def check(uri: str, experiment: str = "") -> None:
+    """Raise StoreError (one line naming the URI and the cause) unless the store can be used;
+    bounded by PROBE_SECONDS per question. Creates nothing."""
+    kind = scheme(uri)
+    try:
+        if kind == "sqlite":
+            _check_sqlite(uri)
+        elif kind in SQL:
+            _bounded(lambda: _check_sql(uri), f"no answer within {PROBE_SECONDS:g} s")
+        elif kind in ("http", "https"):
+            _bounded(lambda: _check_http(uri, experiment), f"no answer within {PROBE_SECONDS:g} s")
+        elif kind == "file":
+            raise _Cause("MLflow's file store is not supported; give a path (a SQLite file) or sqlite:///PATH")
+        else:
+            raise _Cause(f"unsupported scheme {kind or 'none'!r}; use {EXAMPLES}")
+    except _Cause as cause:
+        raise StoreError(f"tracking store {shown(uri)}: {cause}") from None
+
+
+class _Cause(Exception):
+    """Why a store cannot be used (the message, already one line)."""
+
+
+def _line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:300]
+
+
+def _bounded(probe, timeout_message: str) -> None:
+    """Run `probe` in a daemon thread; give up after PROBE_SECONDS (a DNS lookup or a silent
+    server must not hang the command, and a daemon thread does not hold the exit)."""
+    box: dict = {}
+
+    def target():
+        try:
+            probe()
+        except BaseException as err:  # handed to the caller's thread
+            box["error"] = err
+        box["done"] = True
+
+    thread = threading.Thread(target=target, name="store-probe", daemon=True)
+    thread.start()
+    thread.join(PROBE_SECONDS + 1.0)
+    if "done" not in box:
+        raise _Cause(timeout_message)
+    if "error" in box:
+        raise box["error"]
+
+
+def _check_sqlite(uri: str) -> None:
+    try:
+        path = sqlite_path(uri)
+    except Exception as err:
+        raise _Cause(f"not a valid SQLite URI ({_line(err)}); use sqlite:///PATH") from None
+    if path is None:
+        raise _Cause("an in-memory SQLite store keeps nothing; give a file path")
+    if path.exists():
+        if not path.is_file():
+            raise _Cause(f"{path} exists and is not a file")
+        try:
+            with open(path, "r+b") as f:
+                head = f.read(16)
+        except OSError as err:
+            raise _Cause(f"cannot open {path} for writing ({err.strerror or _line(err)})") from None
+        if head and head != b"SQLite format 3\x00":
+            raise _Cause(f"{path} is not an SQLite database")
+        return
+    # MLflow creates missing directories: the nearest existing one must take a new file.
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise _Cause(f"cannot create {path}: {parent} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".harness-probe-"):
+            pass
+    except OSError as err:
+        raise _Cause(f"cannot create {path}: {parent} is not writable ({err.strerror or _line(err)})") from None
+
+
+def _check_sql(uri: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    try:
+        url = make_url(uri)
+        dialect = url.get_dialect()
+    except Exception as err:
+        raise _Cause(f"malformed URI ({_line(err)})") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as err:
+        extra = ' (pip install -e ".[postgres]")' if url.get_backend_name() == "postgresql" else ""
+        raise _Cause(f"the database driver is not installed: {_line(err)}{extra}") from None
+    timeout = {"mssql": {"timeout": int(PROBE_SECONDS)}}.get(url.get_backend_name(),
+                                                               {"connect_timeout": int(PROBE_SECONDS)})
+    engine = create_engine(url, poolclass=NullPool, connect_args=timeout)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as err:
+        cause = getattr(err, "orig", None) or err
+        raise _Cause(f"cannot connect ({_line(cause)})") from None
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def bounded_http():
+    """MLflow's HTTP client without its retries and with a short timeout, for one probe."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(PROBE_SECONDS))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _check_http(uri: str, experiment: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(uri).hostname
+        urlsplit(uri).port  # noqa: B018  (raises on a malformed port)
+    except ValueError as err:
+        raise _Cause(f"malformed URI ({_line(err)})") from None
+    if not host:
+        raise _Cause("no host in the URI; use http(s)://HOST:PORT")
+    from mlflow import MlflowClient
+
+    with bounded_http():
+        try:  # through MLflow's own client, so its authentication settings apply
+            MlflowClient(uri).get_experiment_by_name(experiment or "Default")
+        except Exception as err:
+            raise _Cause(f"the MLflow server does not answer ({_http_cause(err)})") from None
+
+
+def _http_cause(err: BaseException) -> str:
+    text = _line(err)
+    for hint in ("Connection refused", "Read timed out", "timed out", "Name or service not known",
+                 "Max retries exceeded", "Temporary failure in name resolution"):
+        if hint in text:
+            return {"Max retries exceeded": "connection failed"}.get(hint, hint)
+    return text[:200]
