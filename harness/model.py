@@ -69,19 +69,26 @@ class SequenceModel(nn.Module):
     def encode(self, batch: Batch) -> Tensor:
         return self.embedding(batch.x) if self.embedding is not None else batch.x  # (B, T, input)
 
-    def readout(self, outputs: Tensor) -> Tensor:
-        """Per-step features (B, T, H*D), or the final features of each direction (B, H*D)."""
+    def readout(self, outputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Per-step features (B, T, H*D), or the final features of each direction (B, H*D): the
+        forward direction's output at each sequence's last valid step (T - 1 without lengths),
+        the backward direction's at step 0, where it ends."""
         if self.per_step:
             return outputs
         H = self.rnn.hidden_size
+        if lengths is None:
+            last = outputs[:, -1]  # (B, H*D)
+        else:
+            index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
+            last = outputs.gather(1, index).squeeze(1)  # (B, H*D)
         if self.rnn.directions == 1:
-            return outputs[:, -1]
-        # the backward direction ends at t = 0: concatenate both directions' final outputs
-        return torch.cat([outputs[:, -1, :H], outputs[:, 0, H:]], dim=-1)
+            return last
+        return torch.cat([last[:, :H], outputs[:, 0, H:]], dim=-1)
 
     def forward(self, batch: Batch, path: str | None = None) -> tuple[Tensor, State]:
-        outputs, state = self.rnn(self.encode(batch), times=batch.times, path=path or self.config.path)
-        return self.head(self.readout(outputs)), state
+        outputs, state = self.rnn(self.encode(batch), times=batch.times, lengths=batch.lengths,
+                                  path=path or self.config.path)
+        return self.head(self.readout(outputs, batch.lengths)), state
 
     def regularizer(self, state: State) -> Tensor | None:
         return self.rnn.regularizer(state)
@@ -89,8 +96,9 @@ class SequenceModel(nn.Module):
     def trace(self, x: Tensor, batch: Batch, *, retain_grad: bool = False
               ) -> tuple[Tensor, State, list[Trace]]:
         """The explicit path from already-encoded inputs x, recording every step."""
-        outputs, state, traces = self.rnn.trace(x, times=batch.times, retain_grad=retain_grad)
-        return self.head(self.readout(outputs)), state, traces
+        outputs, state, traces = self.rnn.trace(x, times=batch.times, lengths=batch.lengths,
+                                                retain_grad=retain_grad)
+        return self.head(self.readout(outputs, batch.lengths)), state, traces
 
     @property
     def path(self) -> str | None:

@@ -45,15 +45,11 @@ class GradientProfile:
 
 
 def top_layer_gradients(traces: list[Trace], directions: int) -> np.ndarray:
-    """Per-step ‖∂L/∂h_t‖ over both directions of the top layer, batch-averaged: (T,)."""
+    """Per-step ‖∂L/∂h_t‖ over both directions of the top layer, batch-averaged: (T,).
+    Padded steps of shorter sequences (no gradient) count as 0."""
     top = traces[-directions:]
-    steps = len(top[0].hidden)
-    squares = torch.zeros(steps, top[0].hidden[0].shape[0])
-    for trace in top:
-        for t, h in enumerate(trace.hidden):
-            if h.grad is not None:
-                squares[t] += h.grad.detach().float().pow(2).sum(-1).cpu()
-    return squares.sqrt().mean(1).numpy()
+    squares = sum(trace.hidden_grads().float().pow(2).sum(-1) for trace in top)  # (T, B)
+    return squares.sqrt().mean(1).cpu().numpy()
 
 
 def gradient_profile(model, task, batch) -> GradientProfile:
@@ -77,10 +73,13 @@ def gradient_profile(model, task, batch) -> GradientProfile:
 
 
 def gate_statistics(traces: list[Trace]) -> dict[str, float]:
-    """Mean of every recorded aux tensor, and the saturated fraction (< 0.05 or > 0.95) of gates."""
+    """Mean of every recorded aux tensor, and the saturated fraction (< 0.05 or > 0.95) of gates,
+    over the real steps (padding of shorter sequences left out)."""
     collected: dict[str, list[Tensor]] = {}
     for trace in traces:
-        for key, value in trace.stacked_aux().items():
+        for key, value in trace.stacked_aux().items():  # (T, B, ·)
+            if trace.valid is not None:
+                value = value[trace.valid.to(value.device)]  # (N, ·) real steps only
             collected.setdefault(key, []).append(value.float().flatten())
     stats = {}
     for key, values in sorted(collected.items()):

@@ -29,10 +29,11 @@ class Batch:
     x: Tensor  # (B, T, input_size) float features, or (B, T) int64 token ids
     y: Tensor  # targets: (B,) class ids, (B, T) per-step class ids, or (B,) regression values
     times: Tensor | None = None  # (B, T) timestamps, for cells that read them
+    lengths: Tensor | None = None  # (B,) int64: sequence b is x[b, :lengths[b]], the rest padding
 
     def to(self, device) -> "Batch":
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(move(self.x), move(self.y), move(self.times))
+        return Batch(move(self.x), move(self.y), move(self.times), move(self.lengths))
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -40,7 +41,7 @@ class Batch:
     def head(self, n: int) -> "Batch":
         """The first n sequences."""
         cut = lambda t: None if t is None else t[:n]  # noqa: E731
-        return Batch(cut(self.x), cut(self.y), cut(self.times))
+        return Batch(cut(self.x), cut(self.y), cut(self.times), cut(self.lengths))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,8 @@ class ImdbOptions(TaskOptions):
     vocab_size: int = option(10000, "word ids: padding, unknown and the vocab_size - 2 most frequent words", min=3)
     padding: Literal["pre", "post"] = option("pre", "pad short reviews at the front (pre, as Keras) or back")
     truncating: Literal["pre", "post"] = option("pre", "cut long reviews at the front (pre: keep the end) or back")
+    mask_padding: bool = option(True, "give the model each review's true length, so padding is never read "
+                                      "as input (false: the padding is read as words, as the Keras recipe does)")
     val_size: int = option(5000, "training reviews held out for validation", min=1, max=TRAIN_REVIEWS - 1)
     split_seed: int = option(0, "chooses the held-out validation reviews (fixed across runs)")
     train_subset: int = option(0, "train on a seeded random N of the training reviews (0 = all); quick tests", min=0)
@@ -112,7 +114,7 @@ class Imdb(Task):
             # One permutation per (seed, epoch): any batch index can be drawn in any order.
             self._order = ((seed, epoch), torch.randperm(len(y), generator=generator(seed, "train", epoch)))
         chosen = self._order[1][step * batch_size:(step + 1) * batch_size]
-        return Batch(x[chosen].long(), y[chosen]).to(device)
+        return self._batch(x[chosen], y[chosen]).to(device)
 
     def eval_batches(self, split: str, *, seed: int, device="cpu") -> Iterator[Batch]:
         """The fixed validation or test reviews in order; `seed` does not change them."""
@@ -120,7 +122,15 @@ class Imdb(Task):
             raise ValueError(f"split must be 'val' or 'test', got {split!r}")
         x, y = self.splits()[split]
         for start in range(0, len(y), EVAL_CHUNK):
-            yield Batch(x[start:start + EVAL_CHUNK].long(), y[start:start + EVAL_CHUNK]).to(device)
+            yield self._batch(x[start:start + EVAL_CHUNK], y[start:start + EVAL_CHUNK]).to(device)
+
+    def _batch(self, ids: Tensor, labels: Tensor) -> Batch:
+        """ids (B, length) as cached; with mask_padding, each review's words moved to the front
+        (whichever side was padded) and its length given, so pre- and post-padding are the
+        same batch and the model never reads a padding id."""
+        if not self.options.mask_padding:
+            return Batch(ids.long(), labels)
+        return masked_batch(ids.long(), labels)
 
     # -- objective ---------------------------------------------------------------------------
     def loss(self, logits: Tensor, batch: Batch) -> Tensor:
@@ -141,3 +151,12 @@ class Imdb(Task):
         return Criterion("accuracy", 0.85, True,
                          "Keras recipe (Chollet 2017, §6.2, maxlen 500): LSTM(32) reaches about 0.88-0.89 "
                          "validation accuracy, SimpleRNN(32) about 0.84-0.85")
+
+
+def masked_batch(ids: Tensor, labels: Tensor) -> Batch:
+    """Reviews padded on either side -> (words first, then padding; lengths (B,))."""
+    T = ids.shape[1]
+    lengths = (ids != imdb_data.PAD).sum(1).clamp(min=1)  # an empty review reads one padding id
+    start = torch.where(ids[:, 0] == imdb_data.PAD, T - lengths, 0)  # pre-padded rows start late
+    index = (torch.arange(T).unsqueeze(0) + start.unsqueeze(1)) % T  # (B, T)
+    return Batch(ids.gather(1, index), labels, lengths=lengths)

@@ -15,7 +15,7 @@ import torch
 
 import tasks
 from tasks import imdb_data
-from tasks.imdb import Imdb, ImdbOptions
+from tasks.imdb import Imdb, ImdbOptions, masked_batch
 from tasks.imdb_data import DataError, prepare
 
 # Word counts over the 24 training reviews: the 48, great 36, bad/film/was 24, then 12 each
@@ -239,7 +239,7 @@ def test_train_batches_cover_each_epoch_once(archive, tmp_path):
     assert [len(b) for b in epoch0] == [5, 5, 5, 3]
     assert epoch0[0].x.dtype == torch.int64 and epoch0[0].x.shape == (5, 16) and epoch0[0].y.dtype == torch.int64
     x0 = torch.cat([b.x for b in epoch0])
-    assert rows(x0) == rows(task.splits()["train"][0]) and len(rows(x0)) == 18
+    assert rows(x0) == rows(masked_batch(task.splits()["train"][0].long(), None).x) and len(rows(x0)) == 18
     x1 = torch.cat([task.train_batch(i, 5, seed=0).x for i in range(4, 8)])
     assert rows(x1) == rows(x0) and not torch.equal(x1, x0)  # a new order each epoch
     fresh = make_task(archive, tmp_path)
@@ -247,12 +247,29 @@ def test_train_batches_cover_each_epoch_once(archive, tmp_path):
     assert not torch.equal(fresh.train_batch(0, 5, seed=1).x, epoch0[0].x)
 
 
+@pytest.mark.parametrize("padding", ["pre", "post"])
+def testmasked_batches_put_words_first_and_give_lengths(archive, tmp_path, padding):
+    """With mask_padding (the default) a review's words come first, whichever side the cache
+    padded, and `lengths` counts them; without it the cached (Keras) layout is fed as is."""
+    masked = make_task(archive, tmp_path, padding=padding)
+    raw = make_task(archive, tmp_path, padding=padding, mask_padding=False)
+    batch, plain = next(masked.eval_batches("test", seed=0)), next(raw.eval_batches("test", seed=0))
+    assert plain.lengths is None and batch.lengths is not None
+    for row, cached, n in zip(batch.x, plain.x, batch.lengths.tolist()):
+        words = cached[cached != 0]
+        assert n == max(1, len(words))
+        assert torch.equal(row[:len(words)], words) and not row[len(words):].any()
+    other = make_task(archive, tmp_path, padding="post" if padding == "pre" else "pre")
+    again = next(other.eval_batches("test", seed=0))
+    assert torch.equal(again.x, batch.x) and torch.equal(again.lengths, batch.lengths)
+
+
 def test_eval_batches_are_fixed_chunks(archive, tmp_path, monkeypatch):
     monkeypatch.setattr("tasks.imdb.EVAL_CHUNK", 5)
     task = make_task(archive, tmp_path)
     test = list(task.eval_batches("test", seed=0))
     assert [len(b) for b in test] == [5, 5, 2] and [len(b) for b in task.eval_batches("val", seed=3)] == [5, 1]
-    assert torch.equal(torch.cat([b.x for b in test]), task.splits()["test"][0].long())
+    assert torch.equal(torch.cat([b.x for b in test]), masked_batch(task.splits()["test"][0].long(), None).x)
     assert all(torch.equal(b.x, c.x) for b, c in zip(test, task.eval_batches("test", seed=7)))
 
 

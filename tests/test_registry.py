@@ -40,8 +40,10 @@ def plugin_dir(tmp_path, monkeypatch):
 
 
 def test_the_seven_variants_are_registered():
-    assert variants.available() == sorted(
-        ["simple_rnn", "lstm", "peephole_lstm", "gru", "phased_lstm", "skip_lstm", "skip_gru"])
+    """The seven of the mission; a cell added to the repository (or a plug-in) joins them."""
+    assert {"simple_rnn", "lstm", "peephole_lstm", "gru", "phased_lstm", "skip_lstm", "skip_gru"} <= set(
+        variants.available())
+    assert variants.available() == sorted(variants.available())
 
 
 def test_unknown_name_lists_the_valid_ones():

@@ -38,7 +38,8 @@ def test_peephole_with_zero_peepholes_is_the_lstm():
     with torch.no_grad():
         peep.cells[0].peephole.zero_()
     x = torch.randn(B, 11, X)
-    torch.testing.assert_close(peep(x)[0], lstm(x, path="explicit")[0], rtol=0, atol=0)
+    for path in variants.get("peephole_lstm").paths:
+        torch.testing.assert_close(peep(x, path=path)[0], lstm(x, path="explicit")[0], rtol=1e-6, atol=1e-7)
 
 
 def test_peepholes_read_the_cell_state():
@@ -115,6 +116,39 @@ def test_phased_openness_follows_the_piecewise_definition():
     torch.testing.assert_close(k, torch.tensor([0.0, 0.5, 1.0, 0.5, 0.0, 0.0, 0.5]), atol=1e-5, rtol=0)
 
 
+def _paper_openness(t: torch.Tensor, period: float, r_on: float) -> torch.Tensor:
+    """The paper's k_t at evaluation (s = 0, leak 0), in float64, with the cell's τ = |τ| + 1e-6."""
+    tau = period + 1e-6
+    phi = torch.remainder(t.double(), tau) / tau
+    return torch.where(phi < r_on / 2, 2 * phi / r_on, torch.where(phi < r_on, 2 - 2 * phi / r_on, 0.0)).float()
+
+
+@pytest.mark.parametrize("times,period,stated", [
+    (torch.tensor([1e7 + 0.5, 1e7 + 1.5, 1e7 + 2.5], dtype=torch.float64), 5.0, [0.0, 0.0, 1.0]),  # the issue's case
+    (torch.tensor([10_000_000, 10_000_005, 10_000_006]), 7.0, None),  # int64 event times: closed, closed, open
+])
+def test_phased_openness_keeps_event_timestamp_precision(times, period, stated):
+    """r_on = 0.2 at t ≈ 1e7, where float32 resolves only whole units (the float32 cast gave
+    k = [0, 0.185, 0.185] for the first case): the phase is computed in float64, in every path."""
+    phased, _ = _phased_and_lstm(r_on=0.2, period=period)
+    phased.eval()
+    expected = _paper_openness(times, period, 0.2)
+    if stated is not None:
+        torch.testing.assert_close(expected, torch.tensor(stated), atol=1e-5, rtol=0)
+    assert expected.max() > 0.5, "the case must reach an open phase"
+    torch.testing.assert_close(phased.openness(times)[:, 0], expected, atol=1e-5, rtol=0)
+    rnn = variants.create("phased_lstm", X, H).eval()
+    _copy_shared(phased, rnn.cells[0])
+    batch_times = times.unsqueeze(0).expand(2, -1)
+    x = torch.randn(2, len(times), X)
+    _, _, traces = rnn.trace(x, times=batch_times)
+    torch.testing.assert_close(traces[0].stacked_aux()["openness"][:, 0, 0], expected, atol=1e-5, rtol=0)
+    reference, _ = rnn(x, times=batch_times, path="explicit")
+    for path in variants.get("phased_lstm").paths:
+        out, _ = rnn(x, times=batch_times, path=path)
+        torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-6)
+
+
 def test_phased_initialisation_follows_the_authors():
     torch.manual_seed(0)
     cell = variants.create("phased_lstm", X, 2000).cells[0]
@@ -133,7 +167,7 @@ def test_skip_gate_forced_to_one_is_the_dense_cell(skip, dense):
     x = torch.randn(B, 13, X)
     out_d, _ = d(x, path="explicit")
     out_s, state = s(x)
-    torch.testing.assert_close(out_s, out_d, rtol=0, atol=0)
+    torch.testing.assert_close(out_s, out_d, rtol=1e-6, atol=1e-7)
     assert torch.equal(state[-1], torch.full_like(state[-1], 13.0))  # 13 updates per sequence
 
 

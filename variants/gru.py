@@ -69,8 +69,8 @@ class GRU(Cell):
     def fused_biases(self) -> list[Tensor]:
         return [self.bias_ih, self.bias_hh]
 
-    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        out, h = fused.gru(self, x, state[0])
+    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        out, h = fused.gru(self, x, state[0], lengths)
         return out, (h,)
 
     fast_kernel = fast.GRUKernel  # the per-step kernel of the fast paths (kernels.py)
@@ -78,8 +78,8 @@ class GRU(Cell):
     def fast_parameters(self) -> tuple[Tensor, ...]:
         return (self.weight_hh, self.bias_hh)
 
-    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters())
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters(), lengths=lengths)
 
     @torch.no_grad()
     def load_torch_weights(self, weight_ih: Tensor, weight_hh: Tensor,

@@ -25,8 +25,9 @@ def slots(count: int, rows: int, cols: int, like: Tensor) -> Tensor:
     MKL's small matmuls round differently for misaligned operands, so a step reading or
     writing an unaligned slot of a packed buffer can differ from the explicit step (whose
     tensors are all fresh, aligned allocations) in the last bit. Aligned slots keep the
-    fast paths bitwise equal to it; at the usual sizes (B·H a multiple of 16) no padding
-    is needed and the buffer is contiguous."""
+    fast paths' rounding that of the explicit step (the contract is agreement within a
+    tolerance; this only makes agreement tighter); at the usual sizes (B·H a multiple of 16)
+    no padding is needed and the buffer is contiguous."""
     size = rows * cols
     per = 64 // like.element_size()
     padded = -(-size // per) * per
@@ -34,7 +35,15 @@ def slots(count: int, rows: int, cols: int, like: Tensor) -> Tensor:
 
 
 class LSTMKernel:
-    """i, f, g, o gates (torch.nn order); optional peepholes p (3, H) as PeepholeLSTM.
+    """i, f, g, o gates (torch.nn order), as LSTM.step.
+
+    Backward coefficients (per step, from the LSTM equations; σ' = a (1 - a), tanh' = 1 - a²):
+      gate_grad[:, 0]  ∂c_t/∂i_pre = g_t σ'(i_t)           (times dL/dc_t)
+      gate_grad[:, 1]  ∂c_t/∂f_pre = c_{t-1} σ'(f_t)       (times dL/dc_t)
+      gate_grad[:, 2]  ∂c_t/∂g_pre = i_t (1 - g_t²)        (times dL/dc_t)
+      gate_grad[:, 3]  ∂h_t/∂o_pre = tanh(c_t) σ'(o_t)     (times dL/dh_t)
+      dh_to_dc         ∂h_t/∂c_t  = o_t (1 - tanh²(c_t))   (dL/dc_t += dL/dh_t · this)
+      dc_to_prev       ∂c_t/∂c_{t-1} = f_t                 (dL/dc_{t-1} = dL/dc_t · this)
 
     Per-step views of the buffers are made once with unbind (one call for all steps):
     slicing inside the loop would cost more than the element-wise ops it feeds."""
@@ -42,8 +51,8 @@ class LSTMKernel:
     n_state = 2
     needs_output_grads = False
 
-    def __init__(self, w_hh: Tensor, peephole: Tensor | None = None):
-        self.w, self.p = w_hh, peephole  # (4H, H), (3, H) or None
+    def __init__(self, w_hh: Tensor):
+        self.w = w_hh  # (4H, H)
         self.wt = w_hh.t()
         self.H = w_hh.shape[1]
 
@@ -54,8 +63,6 @@ class LSTMKernel:
         self._a, self._tc = a.unbind(0), self.tc.unbind(0)
         self._i, self._f = a[..., :H].unbind(0), a[..., H:2 * H].unbind(0)
         self._g, self._o = a[..., 2 * H:3 * H].unbind(0), a[..., 3 * H:].unbind(0)
-        if self.p is not None:
-            self._if2 = a.view(count, rows, 4, H)[:, :, :2].unbind(0)  # (n, 2, H)
 
     def saved(self) -> list[Tensor]:
         return [self.acts, self.tc]
@@ -66,22 +73,21 @@ class LSTMKernel:
     def step(self, t: int, xg: Tensor, prev, out) -> None:
         (h, c), (h_out, c_out) = prev, out
         torch.addmm(xg, h, self.wt, out=self._a[t])  # (n, 4H) pre-activations
-        if self.p is not None:  # i and f peek at c_{t-1}
-            self._if2[t].addcmul_(self.p[:2], c.unsqueeze(1))
-        self._i[t].sigmoid_()  # gate by gate, as the explicit step: an element's rounding
-        self._f[t].sigmoid_()  # depends on where it falls in the vectorised loop over a row
+        self._activate(t, c, c_out)
+        self._o[t].sigmoid_()
+        torch.mul(self._o[t], torch.tanh(c_out, out=self._tc[t]), out=h_out)
+
+    def _activate(self, t: int, c: Tensor, c_out: Tensor) -> None:
+        """i, f, g activations and c_t = f c_{t-1} + i g (o is left as a pre-activation)."""
+        self._i[t].sigmoid_()  # gate by gate: each on its own contiguous (n, H)
+        self._f[t].sigmoid_()
         g = self._g[t].tanh_()
         torch.mul(self._f[t], c, out=c_out)
-        c_out.add_(self._i[t] * g)  # c = f c_{t-1} + i g, rounded as the explicit step (no FMA)
-        o = self._o[t]
-        if self.p is not None:  # o peeks at the new c_t
-            o.addcmul_(self.p[2], c_out)
-        o.sigmoid_()
-        torch.mul(o, torch.tanh(c_out, out=self._tc[t]), out=h_out)
+        c_out.add_(self._i[t] * g)
 
     def candidate(self, xg: Tensor, prev) -> tuple[Tensor, Tensor]:
         """One step on a large batch of independent rows, for throughput (no buffers kept;
-        rounding may differ from `step` in the last bit). Plain LSTM only."""
+        rounding may differ from `step` in the last bit)."""
         (h, c), H = prev, self.H
         pre = torch.addmm(xg, h, self.wt)  # (n, 4H)
         a = torch.sigmoid(pre)  # one flat pass for i, f, o (g's slot unused)
@@ -93,43 +99,40 @@ class LSTMKernel:
         S, n, H = self.tc.shape
         a = self.acts.view(S, n, 4, H)
         i, f, g, o = a.unbind(2)  # (S, n, H) each
-        M = torch.mul(a, a)
-        torch.sub(a, M, out=M)  # σ' = a (1 - a) for the sigmoid gates (slot 2 is rewritten)
-        M[:, :, 0].mul_(g)  # dL/di_pre = dc * g σ'(i)
-        M[:, :, 1].mul_(prev[1])  # dL/df_pre = dc * c_{t-1} σ'(f)
-        torch.addcmul(one(g), g, g, value=-1, out=M[:, :, 2]).mul_(i)  # dc * i (1 - g²)
-        M[:, :, 3].mul_(self.tc)  # dL/do_pre = dh * tanh(c) σ'(o)
-        self.A = torch.addcmul(one(g), self.tc, self.tc, value=-1).mul_(o)  # dc += dh * A
-        self.F = f  # dc_{t-1} = dc * F
-        if self.p is not None:
-            p_i, p_f, p_o = self.p
-            self.A.addcmul_(M[:, :, 3], p_o)
-            self.F = f + M[:, :, 0] * p_i + M[:, :, 1] * p_f
-        self.dgates = torch.empty_like(M)  # (S, n, 4, H) grads of the pre-activations
-        self._M3, self._Mo = M[:, :, :3].unbind(0), M[:, :, 3].unbind(0)
-        self._A, self._F = self.A.unbind(0), self.F.unbind(0)
+        gate_grad = torch.mul(a, a)
+        torch.sub(a, gate_grad, out=gate_grad)  # σ' = a (1 - a) for the sigmoid gates (slot 2 is rewritten)
+        gate_grad[:, :, 0].mul_(g)
+        gate_grad[:, :, 1].mul_(prev[1])
+        torch.addcmul(one(g), g, g, value=-1, out=gate_grad[:, :, 2]).mul_(i)
+        gate_grad[:, :, 3].mul_(self.tc)
+        self.gate_grad = gate_grad
+        self.dh_to_dc = torch.addcmul(one(g), self.tc, self.tc, value=-1).mul_(o)
+        self.dc_to_prev = f
+        self.dgates = torch.empty_like(gate_grad)  # (S, n, 4, H) grads of the pre-activations
+        self.views()
+
+    def views(self) -> None:
+        """Per-step views of the backward coefficients (after any subclass adjusted them)."""
+        S, n, _, H = self.dgates.shape
+        self._cgrad, self._ograd = self.gate_grad[:, :, :3].unbind(0), self.gate_grad[:, :, 3].unbind(0)
+        self._dh_to_dc, self._dc_to_prev = self.dh_to_dc.unbind(0), self.dc_to_prev.unbind(0)
         self._dg3, self._dgo = self.dgates[:, :, :3].unbind(0), self.dgates[:, :, 3].unbind(0)
         self._dg = self.dgates.view(S, n, 4 * H).unbind(0)
 
     def backward_step(self, t: int, d, add: Tensor | None):
         dh, dc = d
-        dc = torch.addcmul(dc, dh, self._A[t])  # total dL/dc_t
-        torch.mul(self._M3[t], dc.unsqueeze(1), out=self._dg3[t])  # i, f, g see dc
-        torch.mul(self._Mo[t], dh, out=self._dgo[t])  # o sees dh
+        dc = torch.addcmul(dc, dh, self._dh_to_dc[t])  # total dL/dc_t
+        torch.mul(self._cgrad[t], dc.unsqueeze(1), out=self._dg3[t])  # i, f, g see dc
+        torch.mul(self._ograd[t], dh, out=self._dgo[t])  # o sees dh
         dg = self._dg[t]  # (n, 4H)
         dh_prev = torch.mm(dg, self.w) if add is None else torch.addmm(add, dg, self.w)
-        return dh_prev, dc.mul_(self._F[t])
+        return dh_prev, dc.mul_(self._dc_to_prev[t])
 
     def finish(self, prev, new, d_out):
         S, n = self.dgates.shape[:2]
         dxp = self.dgates.view(S, n, 4 * self.H)
         dw = dxp.reshape(S * n, -1).t().mm(prev[0].reshape(S * n, self.H))  # (4H, H): one matmul
-        if self.p is None:
-            return dxp, dw
-        dp = torch.stack([(self.dgates[:, :, 0] * prev[1]).sum((0, 1)),
-                          (self.dgates[:, :, 1] * prev[1]).sum((0, 1)),
-                          (self.dgates[:, :, 3] * new[1]).sum((0, 1))])  # (3, H)
-        return dxp, dw, dp
+        return dxp, dw
 
 
 def one(like: Tensor) -> Tensor:
@@ -184,21 +187,27 @@ class GRUKernel:
         return (torch.lerp(n, h, rz[:, H:]),)
 
     def prepare_backward(self, prev, new) -> None:
+        """Backward coefficients from h_t = (1 - z) n + z h_{t-1}, n = tanh(x_n + r ⊙ (U_n h + b_hn)):
+          dh_to_npre  ∂h_t/∂n_pre = (1 - z)(1 - n²)
+          recurrent   ∂h_t/∂(U h + b_hh) per gate: [∂/∂(U_r h) = dh_to_npre (U_n h + b_hn) σ'(r),
+                      ∂/∂(U_z h) = (h_{t-1} - n) σ'(z), ∂/∂(U_n h) = dh_to_npre r]
+          z           the direct path ∂h_t/∂h_{t-1} = z (plus Uᵀ of the above)."""
         r, z, n, hn = self.r, self.z, self.n, self.gh[..., 2 * self.H:]
-        self.Cn = (1 - z) * (1 - n * n)  # dL/d(n pre-activation) = dh * Cn
-        self.C = torch.stack([self.Cn * hn * r * (1 - r), (prev[0] - n) * z * (1 - z), self.Cn * r], 2)
-        self.dgh = torch.empty_like(self.C)  # (S, n, 3, H) grads of U h + b_hh
-        self._C, self._z, self._dg = self.C.unbind(0), z.unbind(0), self.dgh.unbind(0)
+        self.dh_to_npre = (1 - z) * (1 - n * n)
+        self.recurrent = torch.stack([self.dh_to_npre * hn * r * (1 - r), (prev[0] - n) * z * (1 - z),
+                                      self.dh_to_npre * r], 2)
+        self.dgh = torch.empty_like(self.recurrent)  # (S, n, 3, H) grads of U h + b_hh
+        self._rec, self._z, self._dg = self.recurrent.unbind(0), z.unbind(0), self.dgh.unbind(0)
 
     def backward_step(self, t: int, d, add: Tensor | None):
         (dh,) = d
-        dg = torch.mul(self._C[t], dh.unsqueeze(1), out=self._dg[t])  # (n, 3, H)
+        dg = torch.mul(self._rec[t], dh.unsqueeze(1), out=self._dg[t])  # (n, 3, H)
         dh_prev = dh * self._z[t] if add is None else torch.addcmul(add, dh, self._z[t])
         return (dh_prev.addmm_(dg.view(dg.shape[0], -1), self.w),)
 
     def finish(self, prev, new, d_out):
         S, n = self.dgh.shape[:2]
-        dxp = torch.cat([self.dgh[:, :, 0], self.dgh[:, :, 1], d_out[0] * self.Cn], -1)  # (S, n, 3H)
+        dxp = torch.cat([self.dgh[:, :, 0], self.dgh[:, :, 1], d_out[0] * self.dh_to_npre], -1)  # (S, n, 3H)
         flat = self.dgh.view(S * n, -1)
         return dxp, flat.t().mm(prev[0].reshape(S * n, self.H)), flat.sum(0)
 
@@ -226,12 +235,12 @@ class RNNKernel:
         torch.addmm(xg, prev[0], self.wt, out=out[0]).tanh_()
 
     def prepare_backward(self, prev, new) -> None:
-        self.D = 1 - new[0] * new[0]  # tanh'
-        self.dpre = torch.empty_like(self.D)
-        self._D, self._dp = self.D.unbind(0), self.dpre.unbind(0)
+        self.tanh_grad = 1 - new[0] * new[0]  # ∂h_t/∂pre_t = 1 - h_t²
+        self.dpre = torch.empty_like(self.tanh_grad)
+        self._tanh_grad, self._dp = self.tanh_grad.unbind(0), self.dpre.unbind(0)
 
     def backward_step(self, t: int, d, add: Tensor | None):
-        dp = torch.mul(d[0], self._D[t], out=self._dp[t])
+        dp = torch.mul(d[0], self._tanh_grad[t], out=self._dp[t])
         return (torch.mm(dp, self.w) if add is None else torch.addmm(add, dp, self.w),)
 
     def finish(self, prev, new, d_out):

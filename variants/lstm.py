@@ -68,8 +68,8 @@ class LSTM(Cell):
     def fused_biases(self) -> list[Tensor]:
         return [self.bias, torch.zeros_like(self.bias)]
 
-    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        out, h, c = fused.lstm(self, x, *state)
+    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        out, h, c = fused.lstm(self, x, *state, lengths)
         return out, (h, c)
 
     fast_kernel = fast.LSTMKernel  # the per-step kernel of the fast paths (kernels.py)
@@ -78,8 +78,8 @@ class LSTM(Cell):
         """What the fast path's kernel takes besides the projected inputs."""
         return (self.weight_hh,)
 
-    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters())
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters(), lengths=lengths)
 
     def load_torch_weights(self, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
         fused.load_folded(self, weight_ih, weight_hh, bias_ih, bias_hh)

@@ -74,22 +74,29 @@ class PhasedLSTM(LSTM):
             self.r_on.fill_(o.r_on)
 
     def openness(self, t: Tensor) -> Tensor:
-        """k_t for timestamps t (...,) -> (..., H)."""
-        tau = self.period.abs() + 1e-6  # (H,)
-        r_on = self.r_on.abs().clamp(1e-4, 1.0)  # (H,)
-        phi = torch.remainder(t.unsqueeze(-1) - self.shift, tau) / tau  # (..., H)
+        """k_t for timestamps t (...,) -> (..., H) in the parameters' dtype.
+
+        The phase (t - s) mod τ is computed in float64 whatever the dtype of t (float or int):
+        event timestamps (1e6 and more) cast to float32 first would lose the fraction of a
+        period that the gate reads (at 1e7 float32 resolves only whole units)."""
+        dtype = self.period.dtype
+        tau = self.period.double().abs() + 1e-6  # (H,)
+        r_on = self.r_on.double().abs().clamp(1e-4, 1.0)  # (H,)
+        phi = torch.remainder(t.double().unsqueeze(-1) - self.shift.double(), tau) / tau  # (..., H)
         leak = self.options.leak if self.training else 0.0
         ramp = 2.0 * phi / r_on  # rises 0 -> 1 on [0, r_on/2], 1 -> 2 on [r_on/2, r_on]
-        return torch.where(phi < 0.5 * r_on, ramp, torch.where(phi < r_on, 2.0 - ramp, leak * phi))
+        k = torch.where(phi < 0.5 * r_on, ramp, torch.where(phi < r_on, 2.0 - ramp, leak * phi))
+        return k.to(dtype)
 
     def step(self, xp: Tensor, state: State, t: Tensor | None):
         h, c = state  # (B, H), (B, H)
         (h_new, c_new), aux = super().step(xp, state, t)
-        k = self.openness(t.to(h.dtype))  # (B, H)
+        k = self.openness(t).to(h.dtype)  # (B, H)
         c = torch.lerp(c, c_new, k)  # k c̃ + (1 - k) c, exact at k = 0 and 1
         h = torch.lerp(h, h_new, k)  # k h̃ + (1 - k) h
         return (h, c), {**aux, "openness": k}
 
-    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        k = self.openness(times.to(x.dtype))  # (T, B, H): all steps at once, with autograd
-        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters(), openness=k)
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        k = self.openness(times).to(x.dtype)  # (T, B, H): all steps at once, with autograd
+        return fast.sequence(self.fast_kernel, self.project(x), state, self.fast_parameters(), mix=k,
+                             lengths=lengths)

@@ -45,12 +45,12 @@ class SimpleRNN(Cell):
     def fused_biases(self) -> list[Tensor]:
         return [self.bias, torch.zeros_like(self.bias)]
 
-    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        out, h = fused.rnn_tanh(self, x, state[0])
+    def fused_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        out, h = fused.rnn_tanh(self, x, state[0], lengths)
         return out, (h,)
 
-    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        return fast.sequence(fast.RNNKernel, self.project(x), state, (self.weight_hh,))
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        return fast.sequence(fast.RNNKernel, self.project(x), state, (self.weight_hh,), lengths=lengths)
 
     def load_torch_weights(self, weight_ih, weight_hh, bias_ih, bias_hh) -> None:
         fused.load_folded(self, weight_ih, weight_hh, bias_ih, bias_hh)

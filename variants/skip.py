@@ -96,10 +96,12 @@ class SkipMixin:
         u_next = u * delta + (1.0 - u) * (u_tilde + torch.minimum(delta, 1.0 - u_tilde))
         return (*dense, u_next, count + u), {**aux, "update": u}
 
-    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None):
-        """Only the updating rows are computed (skip_fast.py); equal to explicit_sequence."""
-        result = skip_fast.sequence(self, x, state)
-        return result if result is not None else self.explicit_sequence(x, state, times)
+    def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):
+        """Only the updating rows are computed (skip_fast.py); equal to explicit_sequence.
+        Declines (None: the unroll runs the explicit path) sequences of unequal lengths."""
+        if lengths is not None:
+            return None
+        return skip_fast.sequence(self, x, state)
 
     def regularizer(self, state: State) -> Tensor | None:
         if self.options.budget_weight == 0:
