@@ -64,9 +64,8 @@ def verdict_css(verdict: str) -> str:
 
 
 def write_dashboard(written, out: Path, results: Path) -> Path:
-    """Pages for the claims just reported; the index over every claim with results."""
-    from harness.reporting import budget_lines
-
+    """Pages for the claims just reported (`written`: harness.reporting.Written, duck-typed so
+    that this module imports nothing of the reporting); the index over every claim with results."""
     out.mkdir(parents=True, exist_ok=True)
     env = Environment(autoescape=True)
     md = markdown_it.MarkdownIt("commonmark").enable("table")
@@ -87,7 +86,7 @@ def write_dashboard(written, out: Path, results: Path) -> Path:
             style=STYLE, title=w.claim.title, statement=w.claim.statement, sources=w.claim.sources,
             verdict=w.report.verdict, css=verdict_css(w.report.verdict),
             detail=md.render(w.report.verdict_detail), figures=figures, protocol=md.render(w.claim.protocol),
-            budget=meta["budget"], budget_html=md.render("\n".join(budget_lines(w.claim, meta["budget"]))),
+            budget=meta["budget"], budget_html=md.render("\n".join(w.budget_lines)),
             provenance=md.render("\n".join(provenance)), tables=tables))
     for summary in sorted(results.glob("*/summary.json")):
         s = json.loads(summary.read_text())

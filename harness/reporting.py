@@ -1,4 +1,4 @@
-"""Turn a claim's MLflow runs into files: tables (CSV + Markdown), figures (PNG + SVG) and a
+"""Turn a claim's runs (the neutral run table of harness.tracking) into files: tables (CSV + Markdown), figures (PNG + SVG) and a
 README that states the protocol, the budget, the machine, the commit, the command and the
 computed verdict; then the HTML dashboard over all claims."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.claims import BUDGETS, Claim, ClaimReport, Context
-from harness.tracking import download_artifact, metric_history, resolve_uri, search_runs
+from harness.tracking import Outcome, open_runs
 
 
 @dataclasses.dataclass
@@ -22,37 +22,41 @@ class Written:
     meta: dict
     directory: Path
     figures: dict[str, Path]  # name -> PNG
+    budget_lines: list[str]  # the budget's grid, as Markdown list items
+
+
+def select_runs(runs: pd.DataFrame, budget: str | None) -> tuple[pd.DataFrame, str | None]:
+    """From a claim's neutral run table: the runs of one budget (default: the largest budget
+    with runs) that reached a result (finished or diverged; a crash or a kill is not one), the
+    newest per configuration fingerprint."""
+    if runs.empty or "claim_budget" not in runs:
+        return pd.DataFrame(), None
+    runs = runs[runs["outcome"].map(lambda o: Outcome(o).is_result)]
+    if "fingerprint" in runs:  # one result per configuration: the newest
+        runs = runs.sort_values("started").drop_duplicates("fingerprint", keep="last")
+    present = [b for b in BUDGETS if b in set(runs["claim_budget"])]
+    budget = budget or (present[-1] if present else None)
+    return runs[runs["claim_budget"] == budget].reset_index(drop=True), budget
 
 
 def load_runs(claim: Claim, uri: str, budget: str | None) -> tuple[pd.DataFrame, str | None]:
-    """The claim's runs of one budget (default: the largest budget with runs) that ran to an end."""
-    runs = search_runs(uri, claim.experiment)
-    if runs.empty or "tags.claim_budget" not in runs:
-        return pd.DataFrame(), None
-    reason = runs.get("tags.failure_reason", pd.Series("", index=runs.index)).fillna("")
-    diverged = (runs["status"] == "FAILED") & reason.str.contains("non-finite")
-    runs = runs[(runs["status"] == "FINISHED") | diverged]  # a crash is not a result; divergence is
-    if "tags.fingerprint" in runs:  # one result per configuration: the newest
-        runs = runs.sort_values("start_time").drop_duplicates("tags.fingerprint", keep="last")
-    present = [b for b in BUDGETS if b in set(runs["tags.claim_budget"])]
-    budget = budget or (present[-1] if present else None)
-    return runs[runs["tags.claim_budget"] == budget].reset_index(drop=True), budget
+    """select_runs over the claim's runs in the store at `uri`."""
+    return select_runs(open_runs(uri).table(claim.experiment), budget)
 
 
 def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[ClaimReport, dict] | None:
-    uri = resolve_uri(uri)
-    runs, budget = load_runs(claim, uri, budget)
+    store = open_runs(uri)
+    runs, budget = select_runs(store.table(claim.experiment), budget)
     if runs.empty:
         return None
-    context = Context(uri, lambda ids, key: metric_history(uri, ids, key),
-                      lambda run_id, path: download_artifact(uri, run_id, path, workdir / run_id))
+    context = Context(store.uri, store.history, lambda run_id, path: store.artifact(run_id, path, workdir / run_id))
     report = claim.analyse(runs, context)
-    tags = lambda key: sorted({str(v) for v in runs.get(f"tags.{key}", pd.Series(dtype=str)).dropna()})  # noqa: E731
+    tags = lambda key: sorted({str(v) for v in runs.get(key, pd.Series(dtype=str)).dropna()})  # noqa: E731
     meta = {"budget": budget, "runs": len(runs), "devices": tags("device"), "hosts": tags("host"),
             "machines": tags("machine"),
             "commits": tags("harness_commit"), "commands": tags("claim_command"),
-            "first": str(runs["start_time"].min())[:19], "last": str(runs["end_time"].max())[:19],
-            "failed": int((runs["status"] == "FAILED").sum()),
+            "first": str(runs["started"].min())[:19], "last": str(runs["ended"].max())[:19],
+            "failed": int((runs["outcome"] == Outcome.DIVERGED).sum()),
             "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     return report, meta
 
@@ -108,7 +112,7 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
         "claim": claim.name, "title": claim.title, "statement": claim.statement, "verdict": report.verdict,
         "detail": report.verdict_detail, "budget": meta["budget"], "runs": meta["runs"],
         "devices": meta["devices"]}, indent=1) + "\n")
-    return Written(claim, report, meta, out, figures)
+    return Written(claim, report, meta, out, figures, budget_lines(claim, meta["budget"]))
 
 
 def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None,

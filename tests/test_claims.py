@@ -18,6 +18,7 @@ from harness.claims import BUDGETS
 from harness.claims.horizon import Horizon
 from harness.reproduce import spec_for
 from harness.spec import machine_name
+from harness.tracking import Outcome, RunRecord, neutral_table
 
 
 def _imdb_dir() -> str | None:
@@ -45,21 +46,21 @@ def test_every_grid_point_of_every_budget_is_a_valid_run(name, budget):
 
 
 def _fake_runs(horizons: dict[tuple[str, str], int], lags=(5, 10, 20, 40, 80, 160), seeds=3) -> pd.DataFrame:
-    """Runs as mlflow.search_runs returns them, for recall: a variant solves (accuracy 1) every
-    lag up to its horizon and is at chance (1/8) beyond."""
-    rows = []
+    """A neutral run table (built the way the store reader builds it: params as logged text)
+    for recall: a variant solves (accuracy 1) every lag up to its horizon and is at chance
+    (1/8) beyond."""
+    records = []
     for (grid, variant), horizon in horizons.items():
         for lag in lags:
             for seed in range(seeds):
-                rows.append({"run_id": f"{grid}-{variant}-{lag}-{seed}", "status": "FINISHED",
-                             "tags.claim_grid": grid, "params.model.variant": variant, "params.task.name": "recall",
-                             "params.task.length": str(lag), "params.task.symbols": "8",
-                             "params.task.distractors": "noise", "params.train.seed": str(seed),
-                             "params.train.steps": "800", "params.model.hidden_size": "64",
-                             "metrics.test_accuracy": 1.0 if lag <= horizon else 0.125,
-                             "metrics.gradient_horizon": float(min(lag, 3 * horizon)),
-                             "metrics.gradient_horizon_censored": 0.0})
-    return pd.DataFrame(rows)
+                params = {"model.variant": variant, "task.name": "recall", "task.length": str(lag),
+                          "task.symbols": "8", "task.distractors": "noise", "train.seed": str(seed),
+                          "train.steps": "800", "model.hidden_size": "64"}
+                metrics = {"test_accuracy": 1.0 if lag <= horizon else 0.125,
+                           "gradient_horizon": float(min(lag, 3 * horizon)), "gradient_horizon_censored": 0.0}
+                records.append(RunRecord(f"{grid}-{variant}-{lag}-{seed}", Outcome.FINISHED, None, None, params,
+                                         metrics, {"claim_grid": grid, "outcome": "finished"}))
+    return neutral_table(records)
 
 
 @pytest.mark.parametrize("srnn,lstm,verdict", [
@@ -94,9 +95,8 @@ def test_a_setting_that_solves_no_lag_is_untestable_not_evidence():
 
 def test_horizon_censoring_and_majority_rule():
     runs = _fake_runs({("recall-noise", "simple_rnn"): 10, ("recall-noise", "lstm"): 160})
-    flip = (runs["params.model.variant"] == "simple_rnn") & (runs["params.task.length"] == "20") & (
-        runs["params.train.seed"] == "0")
-    runs.loc[flip, "metrics.test_accuracy"] = 1.0  # one lucky seed of three: no majority at lag 20
+    flip = (runs["model.variant"] == "simple_rnn") & (runs["task.length"] == 20) & (runs["train.seed"] == 0)
+    runs.loc[flip, "test_accuracy"] = 1.0  # one lucky seed of three: no majority at lag 20
     report = Horizon().analyse(runs, None)
     table = report.tables["horizons"].set_index("variant")
     assert table.loc["simple_rnn", "horizon"] == 10

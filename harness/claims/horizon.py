@@ -7,7 +7,7 @@ import pandas as pd
 import variants
 from harness import stats
 from harness.claims import horizon_plots as plots
-from harness.claims.base import Claim, ClaimReport, Grid, numeric, normalised, param, task_of
+from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, normalised, outcome, param, task_of
 from harness.claims.registry import register
 
 SOLVED = 0.95  # a run solves a lag when its test accuracy is >= 95% of the way from chance to 1
@@ -96,15 +96,13 @@ class Horizon(Claim):
 
 def _frame(runs: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
-        "run_id": runs["run_id"], "grid": runs["tags.claim_grid"], "variant": param(runs, "model.variant"),
+        "run_id": runs["run_id"], "grid": runs["claim_grid"], "variant": param(runs, "model.variant"),
         "length": numeric(runs, "task.length").astype(int), "seed": numeric(runs, "train.seed").astype(int),
         "steps": numeric(runs, "train.steps").astype(int), "hidden": numeric(runs, "model.hidden_size").astype(int),
-        "accuracy": runs.get("metrics.test_accuracy", pd.Series(np.nan, index=runs.index)),
-        "gradient_horizon": runs.get("metrics.gradient_horizon", pd.Series(np.nan, index=runs.index)),
-        "gradient_censored": runs.get("metrics.gradient_horizon_censored", pd.Series(np.nan, index=runs.index)),
-        "status": runs["status"]})
+        "accuracy": metric(runs, "test_accuracy"), "gradient_horizon": metric(runs, "gradient_horizon"),
+        "gradient_censored": metric(runs, "gradient_horizon_censored"), "outcome": outcome(runs)})
     out["chance"] = [task_of(row).chance_accuracy() for _, row in runs.iterrows()]
-    out["accuracy"] = out["accuracy"].where(out["status"] == "FINISHED", out["chance"])  # diverged = chance
+    out["accuracy"] = out["accuracy"].where(out["outcome"] == "finished", out["chance"])  # diverged = chance
     out["score"] = [normalised(a, c) for a, c in zip(out["accuracy"], out["chance"])]
     out["solved"] = out["score"] >= SOLVED
     return out
@@ -205,7 +203,7 @@ def _gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _profiles(frame: pd.DataFrame, context) -> pd.DataFrame | None:
     """The last gradient-flow profile of seed 0 of every variant at the main grid's middle lag."""
-    part = frame[(frame["grid"] == "recall-noise") & (frame["seed"] == 0) & (frame["status"] == "FINISHED")]
+    part = frame[(frame["grid"] == "recall-noise") & (frame["seed"] == 0) & (frame["outcome"] == "finished")]
     if part.empty or context is None:
         return None
     lags = sorted(part["length"].unique())

@@ -5,7 +5,7 @@ import pandas as pd
 
 import variants
 from harness import stats
-from harness.claims.base import Claim, ClaimReport, Grid, numeric, param
+from harness.claims.base import Claim, ClaimReport, Grid, flag, metric, numeric, outcome, param
 from harness.claims.registry import register
 from harness.plotting import band, color, plt
 
@@ -56,11 +56,10 @@ class Imdb(Claim):
     def analyse(self, runs, context):
         frame = pd.DataFrame({
             "run_id": runs["run_id"], "variant": param(runs, "model.variant"),
-            "bidirectional": param(runs, "model.bidirectional") == "True",
+            "bidirectional": flag(runs, "model.bidirectional"),
             "seed": numeric(runs, "train.seed"), "epochs": numeric(runs, "train.epochs"),
-            "params": numeric(runs, "trainable_params"), "test": runs.get("metrics.test_accuracy"),
-            "final_val": runs.get("metrics.val_accuracy"), "status": runs["status"],
-            "seconds": (runs["end_time"] - runs["start_time"]).dt.total_seconds()})
+            "params": numeric(runs, "trainable_params"), "test": metric(runs, "test_accuracy"),
+            "final_val": metric(runs, "val_accuracy"), "outcome": outcome(runs), "seconds": runs["seconds"]})
         frame["label"] = frame["variant"] + frame["bidirectional"].map({True: " (bidirectional)", False: ""})
         history = context.history(list(frame["run_id"]), "val_accuracy")
         best = history.groupby("run_id")["value"].max()

@@ -59,9 +59,9 @@ class Params(Claim):
     def analyse(self, runs, context):
         rows = []
         for _, r in runs.iterrows():
-            variant, scope, size = r["params.variant"], r["params.scope"], r["params.size"]
+            variant, scope, size = r["variant"], r["scope"], r["size"]
             x, h = (int(s) for s in size.split("x"))
-            measured = int(r["metrics.trainable_params"])
+            measured = int(r["trainable_params"])
             if scope == "model":
                 text, expected = "Keras model.summary()", KERAS_MODEL.get(variant)
             else:

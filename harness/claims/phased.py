@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from harness import stats
-from harness.claims.base import Claim, ClaimReport, Grid, numeric, param
+from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, outcome, param
 from harness.claims.registry import register
 from harness.plotting import band, color, grid_of_axes
 
@@ -58,7 +58,7 @@ class Phased(Claim):
     def analyse(self, runs, context):
         frame = pd.DataFrame({"run_id": runs["run_id"], "regime": param(runs, "task.sampling"),
                               "variant": param(runs, "model.variant"), "seed": numeric(runs, "train.seed"),
-                              "test": runs.get("metrics.test_accuracy"), "status": runs["status"],
+                              "test": metric(runs, "test_accuracy"), "outcome": outcome(runs),
                               "per_epoch": EPOCH / numeric(runs, "train.batch_size")})
         history = context.history(list(frame["run_id"]), "val_accuracy").merge(frame, on="run_id")
         history["epoch"] = history["step"] / history["per_epoch"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness import stats
-from harness.claims.base import Claim, ClaimReport, Grid, numeric, param, task_of
+from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, param, task_of
 from harness.claims.registry import register
 from harness.plotting import color, plt
 
@@ -61,8 +61,8 @@ class Skip(Claim):
         frame = pd.DataFrame({
             "variant": param(runs, "model.variant"), "length": numeric(runs, "task.length").astype(int),
             "budget_weight": numeric(runs, "cell.budget_weight").fillna(0.0), "seed": numeric(runs, "train.seed"),
-            "mse": runs.get("metrics.test_mse"), "solved": runs.get("metrics.test_solved").fillna(0.0) > 0.5,
-            "updates": runs.get("metrics.update_mean", pd.Series(1.0, index=runs.index)).fillna(1.0)})
+            "mse": metric(runs, "test_mse"), "solved": metric(runs, "test_solved", 0.0) > 0.5,
+            "updates": metric(runs, "update_mean", 1.0)})
         threshold = task_of(runs.iloc[0]).success().threshold
         rows = []
         for (length, variant, lam), part in frame.groupby(["length", "variant", "budget_weight"]):

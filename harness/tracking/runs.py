@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.tracking.base import Outcome
-from harness.tracking.store import resolve_uri
+from harness.tracking.store import resolve_uri, sqlite_path
 
 META = ("run_id", "outcome", "started", "ended", "seconds", "run_name", "parent_run_id")
 RENAMED = {"mlflow.runName": "run_name", "mlflow.parentRunId": "parent_run_id"}
@@ -108,6 +108,9 @@ class MLflowRuns:
 
     def records(self, experiment: str, tags: dict[str, str] | None = None) -> list[RunRecord]:
         """Every run of `experiment` (none when it does not exist) whose tags equal `tags`."""
+        path = sqlite_path(self.uri)
+        if path is not None and not path.exists():  # reading must not create an empty store
+            return []
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             return []
