@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
+import sys
 import textwrap
 
 import tasks
@@ -11,7 +14,7 @@ from harness.model import ModelConfig
 from harness.registry import import_plugins
 from harness.spec import DEFAULT_TASK, RunSpec, apply_sets, build_spec, load_toml
 from harness.tracking import TrackConfig
-from harness.train import TrainConfig
+from harness.train_config import TrainConfig
 
 # Shortcut flags: each is the same as --set on one field.
 SHORTCUTS = {"variant": "model.variant", "task": "task.name", "seed": "train.seed",
@@ -47,25 +50,67 @@ def resolve_spec(args: argparse.Namespace) -> RunSpec:
     return build_spec(values)
 
 
-def describe_fields(options: type[Options], section: str) -> list[str]:
-    rows = []
-    for row in options.describe():
-        default = row["default"]
-        rows.append(f"  {section}.{row['name']} ({row['type']}, default {default!r}): {row['help']}")
-    return rows
+# Abbreviations whose period does not end a sentence ("Cho et al. 2014", "exp. 6", "e.g. x").
+ABBREVIATIONS = {"al", "e.g", "i.e", "cf", "vs", "etc", "exp", "eq", "fig", "approx", "no", "resp"}
+
+
+def first_sentence(text: str | None) -> str:
+    """The first sentence of a docstring's first paragraph, whole (never cut), on one line;
+    '' when there is no docstring. A paragraph that ends in ':' (it introduces a formula or
+    a list) ends there, with a period."""
+    paragraph = " ".join((text or "").strip().split("\n\n")[0].split())
+    for match in re.finditer(r"[.!?](?=\s+[A-Z\"'(])", paragraph):
+        word = re.split(r"[\s(]", paragraph[:match.start()])[-1]
+        if word.lower() not in ABBREVIATIONS and not (len(word) == 1 and word.isupper()):  # not "J. Smith"
+            return paragraph[:match.end()]
+    return paragraph[:-1] + "." if paragraph.endswith(":") else paragraph
+
+
+def summary_of(cls: type) -> str:
+    """A registered class's one-line description: the first sentence of its own docstring,
+    else of its module's, else '' (plug-ins owe us neither; base-class docstrings describe
+    the protocol, not the plug-in, so they are never used)."""
+    own = cls.__dict__.get("__doc__")
+    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    return first_sentence(own) or first_sentence(getattr(module, "__doc__", None))
+
+
+def option_rows(cls: type) -> list[dict]:
+    """name, type, default, help of each option of a registered class's `Options` (an
+    `Options` subclass, a plain dataclass, or none at all: [])."""
+    options = getattr(cls, "Options", None)
+    if isinstance(options, type) and issubclass(options, Options):
+        return options.describe()
+    if options is not None and dataclasses.is_dataclass(options):
+        return [{"name": f.name, "type": getattr(f.type, "__name__", str(f.type)),
+                 "default": None if f.default is dataclasses.MISSING else f.default,
+                 "help": f.metadata.get("help", "")} for f in dataclasses.fields(options)]
+    return []
+
+
+def describe_fields(rows: list[dict], section: str) -> list[str]:
+    lines = []
+    for row in rows:
+        head = f"  {section}.{row['name']} ({row['type']}, default {row['default']!r})"
+        lines.append(f"{head}: {row['help']}" if row.get("help") else head)
+    return lines
 
 
 def config_epilog() -> str:
     lines = ["configuration fields (--set SECTION.FIELD=VALUE, or the same keys in a TOML file):"]
     for section, options in (("model", ModelConfig), ("train", TrainConfig), ("track", TrackConfig)):
-        lines += describe_fields(options, section)
-    seen = {}
+        lines += describe_fields(options.describe(), section)
+    groups: dict[object, tuple[list[str], list[dict]]] = {}  # cells sharing an Options class: listed once
     for name in variants.available():
-        seen.setdefault(variants.get(name).Options, []).append(name)
-    for options, names in seen.items():
-        lines.append(f"cell options of {', '.join(names)}:")
-        lines += describe_fields(options, "cell")
+        cls = variants.get(name)
+        groups.setdefault(getattr(cls, "Options", None), ([], option_rows(cls)))[0].append(name)
+    for names, rows in groups.values():
+        lines.append(f"cell options of {', '.join(names)}:" + ("" if rows else " none"))
+        lines += describe_fields(rows, "cell")
     for name in tasks.available():
-        lines.append(f"task options of {name} (task.name={name}):")
-        lines += describe_fields(tasks.get(name).Options, "task")
-    return "\n".join(textwrap.shorten(line, 200, placeholder="...") if len(line) > 200 else line for line in lines)
+        rows = option_rows(tasks.get(name))
+        lines.append(f"task options of {name} (task.name={name}):" + ("" if rows else " none"))
+        lines += describe_fields(rows, "task")
+    # wrapped, never shortened: a help text cut mid-sentence loses what it was there to say
+    return "\n".join(textwrap.fill(line, 120, subsequent_indent="      ", break_on_hyphens=False,
+                                    break_long_words=False) for line in lines)

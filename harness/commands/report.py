@@ -3,10 +3,13 @@
 examples:
   python -m harness report                       # every claim with runs, into results/ and dashboards/
   python -m harness report --claim horizon --budget quick
+  python -m harness report --out /tmp/report     # /tmp/report/<claim>/ and /tmp/report/dashboards/
   python -m harness report --out /tmp/results --dashboards /tmp/dash
 
 Writes results/<claim>/ (CSV and Markdown tables, PNG and SVG figures, README.md with the
-protocol, budget, machine, commit, command and verdict) and dashboards/index.html.
+protocol, budget, machine, commit, command and verdict) and dashboards/index.html. Output
+goes where you say: with --out DIR and no --dashboards the HTML goes to DIR/dashboards/, so
+nothing outside DIR changes; results/ and dashboards/ are written only when --out is not given.
 """
 from __future__ import annotations
 
@@ -23,9 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claim", action="append", metavar="NAME", help="claims to report (default: all)")
     parser.add_argument("--budget", choices=BUDGETS, help="default: the largest budget each claim has runs for")
     parser.add_argument("--tracking-uri", default="", metavar="URI")
-    parser.add_argument("--out", default="results", metavar="DIR")
-    parser.add_argument("--dashboards", default="dashboards", metavar="DIR", help="'' to skip the HTML")
+    parser.add_argument("--out", metavar="DIR", help="where the claim folders go (default: results)")
+    parser.add_argument("--dashboards", metavar="DIR", help="where the HTML goes (default: dashboards, or "
+                        "DIR/dashboards with --out DIR); '' to skip the HTML")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of verdicts")
+
+
+def destinations(out: str | None, dashboards: str | None) -> tuple[Path, Path | None]:
+    """(results folder, HTML folder or None). The checkout's results/ and dashboards/ are
+    the defaults only together: an --out elsewhere takes the HTML with it."""
+    if dashboards is None:
+        dashboards = "dashboards" if out is None else str(Path(out) / "dashboards")
+    return Path(out or "results"), Path(dashboards) if dashboards else None
 
 
 def main(args) -> int:
@@ -33,15 +45,15 @@ def main(args) -> int:
 
     names = args.claim or claims.available()
     selected = [claims.get(name) for name in names]
-    written = report_all(selected, args.tracking_uri, Path(args.out),
-                         Path(args.dashboards) if args.dashboards else None, args.budget)
+    out, dashboards = destinations(args.out, args.dashboards)
+    written = report_all(selected, args.tracking_uri, out, dashboards, args.budget)
     if not written:
         raise UsageError("no finished claim runs in this MLflow store; run python -m harness reproduce first")
     for w in written:
         print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "
               f"{w.report.verdict_detail}")
     print(f"wrote {', '.join(str(w.directory) for w in written)}"
-          + (f" and {Path(args.dashboards) / 'index.html'}" if args.dashboards else ""))
+          + (f" and {dashboards / 'index.html'}" if dashboards else ""))
     if args.json:
         print(json.dumps({w.claim.name: {"verdict": w.report.verdict, "budget": w.meta["budget"],
                                          "runs": w.meta["runs"]} for w in written}))

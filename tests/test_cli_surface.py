@@ -1,0 +1,142 @@
+"""The CLI's surface: a light --help, plug-ins that carry no metadata, whole descriptions,
+and output that goes only where the user says."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from helpers import ROOT, run_cli
+
+from harness.commands.common import first_sentence
+
+HEAVY = ("torch", "pandas", "matplotlib", "mlflow", "optuna")
+
+# A plug-in as other people write it: no module docstring, no class docstrings, no Options,
+# no search space, no paths beyond the required one; a task without baseline or criterion.
+BARE_PLUGIN = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    import tasks
+    import variants
+
+
+    @variants.register
+    class Bare(variants.Cell):
+        name = "bare_leaky"
+
+        def __init__(self, input_size, hidden_size, options=None):
+            super().__init__(input_size, hidden_size, options)
+            self.weight = nn.Parameter(torch.randn(hidden_size, input_size) * 0.1)
+
+        def project(self, x):
+            return torch.tanh(F.linear(x, self.weight))
+
+        def step(self, xp, state, t):
+            return (0.5 * state[0] + xp,), {}
+
+
+    @tasks.register
+    class BareTask(tasks.Task):
+        name = "bare_task"
+        input_size = 1
+''')
+
+
+def imported_by(*argv: str) -> set[str]:
+    """Top-level packages imported by `harness.cli.main(argv)`, in a fresh interpreter."""
+    code = ("import sys, json, harness.cli\n"
+            "try:\n    harness.cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return set(json.loads(result.stderr.strip().splitlines()[-1]))
+
+
+def test_top_level_help_imports_no_heavy_library():
+    loaded = imported_by("--help")
+    assert "harness" in loaded
+    assert not loaded & set(HEAVY), f"--help imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_a_command_help_loads_that_command_only():
+    loaded = imported_by("data", "--help")  # the data command's options need nothing heavy either
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert "torch" in imported_by("run", "--help"), "the check must see imports (run --help needs the registries)"
+
+
+def test_top_level_help_lists_every_command():
+    from harness.cli import COMMANDS
+
+    result = run_cli("--help", cwd=ROOT)
+    assert result.returncode == 0
+    for name, (_, summary) in COMMANDS.items():
+        assert name in result.stdout and summary.split()[0] in result.stdout
+
+
+@pytest.mark.parametrize("text,sentence", [
+    (None, ""),
+    ("", ""),
+    ("h_t = 0.5 h_{t-1} + tanh(W x_t)", "h_t = 0.5 h_{t-1} + tanh(W x_t)"),
+    ('GRU: Cho et al. 2014, "Learning Phrase\nRepresentations", in the "reset after" form:\n\n  h = ...',
+     'GRU: Cho et al. 2014, "Learning Phrase Representations", in the "reset after" form.'),
+    ("Temporal order (H&S 1997, exp. 6): classify the order. Then more.", "Temporal order (H&S 1997, exp. 6): "
+     "classify the order."),
+    ("Uses e.g. Adam. Second sentence.", "Uses e.g. Adam."),
+    ("After J. Schmidhuber and co. Second one.", "After J. Schmidhuber and co."),
+    ("First line\ncontinues here. Second.\n\nAnother paragraph.", "First line continues here."),
+])
+def test_first_sentence_is_whole(text, sentence):
+    assert first_sentence(text) == sentence
+
+
+@pytest.fixture
+def bare_plugin(tmp_path):
+    (tmp_path / "bare_cells.py").write_text(BARE_PLUGIN)
+    return tmp_path
+
+
+def test_list_with_a_plugin_that_has_no_metadata(bare_plugin):
+    text = run_cli("list", "--plugin", "bare_cells", cwd=bare_plugin)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["bare_leaky"])
+    assert lines[at].split(None, 1)[1] == "(no description)"
+    assert lines[at + 1].split() == ["paths:", "explicit;", "options:", "weight_init='uniform'"]
+    task = next(i for i, line in enumerate(lines) if line.split()[:1] == ["bare_task"])
+    assert "baseline at defaults: not declared; solved: not declared" in lines[task + 2]
+
+    data = json.loads(run_cli("list", "--json", "--plugin", "bare_cells", cwd=bare_plugin).stdout)
+    assert data["variants"]["bare_leaky"]["summary"] == "" and data["variants"]["bare_leaky"]["paths"] == ["explicit"]
+    assert data["tasks"]["bare_task"]["baseline"] == {} and data["tasks"]["bare_task"]["success"] == "not declared"
+
+
+def test_run_help_and_config_with_a_plugin_that_has_no_metadata(bare_plugin):
+    helped = run_cli("run", "--plugin", "bare_cells", "--help", cwd=bare_plugin)
+    assert helped.returncode == 0, helped.stderr
+    assert "cell options of bare_leaky" in helped.stdout and "task options of bare_task" in helped.stdout
+    config = run_cli("config", "--plugin", "bare_cells", "--variant", "bare_leaky", "--task", "bare_task",
+                     cwd=bare_plugin)
+    assert config.returncode == 0, config.stderr
+    assert 'variant = "bare_leaky"' in config.stdout and 'name = "bare_task"' in config.stdout
+
+
+def test_a_missing_plugin_in_help_is_one_line(tmp_path):
+    result = run_cli("run", "--plugin", "no_such_module", "--help", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot import plugin module 'no_such_module': No module named 'no_such_module'"
+
+
+def test_list_prints_whole_first_sentences():
+    data = json.loads(run_cli("list", "--json", cwd=ROOT).stdout)
+    text = run_cli("list", cwd=ROOT, env={"COLUMNS": "80"}).stdout
+    flat = " ".join(text.split())
+    for kind in ("variants", "tasks"):
+        for name, entry in data[kind].items():
+            summary = entry["summary"]
+            assert summary.rstrip('")').endswith((".", "?", "!")), (name, summary)  # a whole sentence
+            assert f"{name} {summary}" in flat, (name, summary)  # printed whole (wrapped, not cut)
+    assert max(len(line) for line in text.splitlines()) <= 80
