@@ -73,6 +73,18 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     return Done(planned, result.run_id, result.outcome, result.metrics, time.perf_counter() - started)
 
 
+def check_data(claim: Claim, todo: list[Planned], *, device: str, uri: str) -> None:
+    """Draw each distinct task's first validation batch here, before any run or worker exists:
+    a data error (a missing archive, ...) stops the command with its one line, no run left."""
+    seen = set()
+    for planned in todo:
+        spec = spec_for(claim, planned, device=device, uri=uri)
+        key = (spec.task_name, json.dumps(spec.task.to_dict(), sort_keys=True, default=str))
+        if key not in seen:
+            seen.add(key)
+            next(iter(spec.build_task().eval_batches("val", seed=spec.train.seed)), None)
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -82,8 +94,7 @@ def _init_worker(threads: int) -> None:
 def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
               command: str, report=print) -> list[Done]:
     uri = resolve_uri(uri)
-    open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
-    runs = open_runs(uri)
+    runs = open_runs(uri)  # checks the store; reading creates nothing
     plan = claim.plan(budget, seeds)
     outcomes: list[Done] = []
     todo = []
@@ -95,6 +106,9 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
             outcomes.append(Done(planned, found, None, {}, 0.0))
         else:
             todo.append(planned)
+    if claim.trains:
+        check_data(claim, todo, device=device, uri=uri)
+    open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
     report(f"{claim.name} ({budget}): {len(plan)} runs in the grid, {len(plan) - len(todo)} reused, "
            f"{len(todo)} to run" + (f" with {jobs} jobs" if jobs > 1 else ""))
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0

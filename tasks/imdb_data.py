@@ -53,6 +53,22 @@ class DataError(ValueError):
     """A data problem a user can fix (missing, wrong or unsafe archive); one line."""
 
 
+# Hints name only options the command the user typed has: `run` and `sweep` take task options
+# as --set task.X=...; `data imdb` has --source and --data-dir; `reproduce` has neither (its
+# grids fix the task options), so only the environment variable. Commands other than run and
+# sweep call use_hints() first (reproduce checks the data before it starts any worker).
+HINTS = {"run": ("--set task.source=PATH", "or give its path with --set task.source=PATH, or set HARNESS_DATA_DIR"),
+         "data": ("--source PATH", "or give its path with --source PATH, or set HARNESS_DATA_DIR"),
+         "reproduce": ("HARNESS_DATA_DIR", "or set HARNESS_DATA_DIR to the directory that holds it")}
+_hints = "run"
+
+
+def use_hints(command: str) -> None:
+    """Word the data errors' hints for `command` ("run", "data" or "reproduce")."""
+    global _hints
+    _hints = command if command in HINTS else "run"
+
+
 @dataclasses.dataclass
 class Encoded:
     train_x: Tensor  # (25000, length) int16 ids (int32 when vocab_size > 32768)
@@ -125,7 +141,7 @@ def download(dest_dir: Path, sha256: str | None = None) -> Path:
         reason = str(getattr(error, "reason", error)).replace("\n", " ")
         raise DataError(f"IMDB archive not found and downloading {DOWNLOAD_URL} failed ({reason}); "
                         f"put {ARCHIVE_NAMES[0]} or {ARCHIVE_NAMES[1]} in {dest_dir} "
-                        "(or pass --source PATH, or set HARNESS_DATA_DIR)") from None
+                        f"({HINTS[_hints][1]})") from None
     return target
 
 
@@ -257,7 +273,7 @@ def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int 
     if source:
         archive = Path(source).expanduser()
         if not archive.is_file():
-            raise DataError(f"IMDB archive {archive} does not exist")
+            raise DataError(f"IMDB archive {archive} does not exist; check {HINTS[_hints][0]}")
     else:
         found = [d / n for d in places for n in ARCHIVE_NAMES if (d / n).is_file()]
         archive = found[0] if found else download(work, sha256)

@@ -23,6 +23,8 @@ def main(args) -> int:
     from tasks import imdb_data
     from tasks.imdb import ImdbOptions
 
+    imdb_data.use_hints("data")  # hints name --source / --data-dir, the flags this command has
+
     values = dict(item.split("=", 1) for item in args.sets if "=" in item)
     if args.source:
         values["source"] = args.source

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args) -> int:
     from harness.reproduce import reproduce, spec_for
     from harness.tracking import Outcome
+    from tasks import imdb_data
+
+    imdb_data.use_hints("reproduce")  # data hints name what reproduce has (no --set)
 
     import_plugins(args.plugin)
     names = claims.available() if args.claim == "all" else [args.claim]

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.tracking import store
-from harness.tracking.base import MemoryTracker, Outcome, TrackConfig, Tracker
-from harness.tracking.runs import MLflowRuns, RunRecord, neutral_table
+from harness.tracking.base import MemoryTracker, Outcome, RunRecord, TrackConfig, Tracker
+from harness.tracking.runs import MLflowRuns, neutral_table
 from harness.tracking.store import StoreError, resolve_uri, shown
 from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
 

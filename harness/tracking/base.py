@@ -4,6 +4,7 @@ and for callers that want the numbers back). No MLflow here."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,6 +58,19 @@ class Outcome(enum.StrEnum):
     def is_result(self) -> bool:
         """A deterministic end of training that reports (and reuse) may count."""
         return self in (Outcome.FINISHED, Outcome.DIVERGED)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """One run, store-independent: what a row of the neutral run table is built from."""
+
+    run_id: str
+    outcome: Outcome
+    started: datetime.datetime | None
+    ended: datetime.datetime | None
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
 
 
 class Tracker:
@@ -122,10 +136,14 @@ class MemoryTracker(Tracker):
     def history(self, key: str) -> list[tuple[int, float]]:
         return [(step, value) for k, value, step in self.metrics if k == key]
 
-    def table(self):
-        """This tracker's one run as a row of the neutral run table (see harness.tracking.runs)."""
-        from harness.tracking.runs import neutral_row, neutral_table
-
+    def record(self) -> RunRecord:
+        """This tracker's run as the store reader sees a run (params as logged text, the last
+        value of each metric); `neutral_table([tracker.record()])` is its run table."""
         last = {key: value for key, value, _ in self.metrics}
-        return neutral_table([neutral_row(self.run_id, self.tags.get("outcome"), self.status, None, None,
-                                          {k: str(v) for k, v in self.params.items()}, last, self.tags)])
+        return RunRecord(self.run_id or "", self.outcome or Outcome.RUNNING, None, None,
+                         {k: _text(v) for k, v in self.params.items()}, last, dict(self.tags))
+
+
+def _text(value: Any) -> str:
+    """A param as MLflow stores it (the batching writer's conversion)."""
+    return value if isinstance(value, str) else repr(value) if isinstance(value, (tuple, list)) else str(value)

@@ -14,31 +14,17 @@ Runs written before outcomes were tagged get one from their MLflow status (FAILE
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from harness.tracking.base import Outcome
+from harness.tracking.base import Outcome, RunRecord
 from harness.tracking.store import resolve_uri, sqlite_path
 
 META = ("run_id", "outcome", "started", "ended", "seconds", "run_name", "parent_run_id")
 RENAMED = {"mlflow.runName": "run_name", "mlflow.parentRunId": "parent_run_id"}
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """One run, store-independent: what a row of the neutral table is built from."""
-
-    run_id: str
-    outcome: Outcome
-    started: datetime.datetime | None
-    ended: datetime.datetime | None
-    params: dict[str, str]
-    metrics: dict[str, float]
-    tags: dict[str, str]
 
 
 def outcome_of(tags: dict[str, str], status: str) -> Outcome:
@@ -84,6 +70,8 @@ def neutral_table(records: list[RunRecord]) -> pd.DataFrame:
     for column in ("started", "ended"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["seconds"] = (frame["ended"] - frame["started"]).dt.total_seconds()
+    # object dtype: pandas would otherwise store the Outcome members as plain strings
+    frame["outcome"] = pd.Series([r.outcome for r in records], index=frame.index, dtype=object)
     for name in param_names:
         frame[name] = _parse(frame[name])
     return frame[list(META) + [c for c in frame.columns if c not in META]]
@@ -101,10 +89,16 @@ class MLflowRuns:
     """Runs of an MLflow store, read through MlflowClient into neutral tables."""
 
     def __init__(self, uri: str):
-        from mlflow import MlflowClient
-
         self.uri = resolve_uri(uri)
-        self.client = MlflowClient(self.uri)
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:  # made on first use: MLflow creates a missing SQLite store
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(self.uri)
+        return self._client
 
     def records(self, experiment: str, tags: dict[str, str] | None = None) -> list[RunRecord]:
         """Every run of `experiment` (none when it does not exist) whose tags equal `tags`."""

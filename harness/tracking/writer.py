@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.tracking.base import Outcome, Tracker
+from harness.tracking.base import Outcome, Tracker, _text
 from harness.tracking.store import local_dir, resolve_uri
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
@@ -146,8 +146,7 @@ class MLflowTracker(Tracker):
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value) if isinstance(value, (tuple, list)) else str(value)
-    return text[:6000]
+    return _text(value)[:6000]
 
 
 class _active_run:
