@@ -1,14 +1,16 @@
 """The command line as a user meets it: real subprocesses, real MLflow SQLite stores."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import ROOT, free_port, run_cli
 
 import tasks
 import variants
@@ -89,7 +91,8 @@ def test_help_lists_every_config_field():
     result = run_cli("run", "--help")
     assert result.returncode == 0
     for field in ("model.hidden_size", "model.num_layers", "model.bidirectional", "train.steps",
-                  "train.batch_size", "train.lr", "task.length", "track.probe_threshold", "cell.budget_weight"):
+                  "train.batch_size", "train.lr", "task.length", "track.probe_threshold", "cell.budget_weight",
+                  "train.threads"):
         assert field in result.stdout, field
 
 
@@ -113,13 +116,21 @@ def test_run_json_and_mlflow_store(tmp_path):
     assert info["tracking_uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     for key in ("test_accuracy", "val_accuracy", "gradient_horizon", "best_val_accuracy"):
         assert key in info["metrics"]
+    assert info["outcome"] == "finished" and info["path"] == "fused" and info["threads"] >= 1
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    legend = [line for line in result.stdout.splitlines() if line.startswith("gradient_horizon: ")]
+    assert len(legend) == 1 and "censored = 1" in legend[0] and "gradient_decay: per-step factor" in legend[0]
+    printed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {"gradient_decay", "gradient_horizon_censored", "test_accuracy"} <= printed, "the summary table"
 
     from mlflow import MlflowClient
 
     client = MlflowClient(info["tracking_uri"])
     run = client.get_run(info["run_id"])
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["outcome"] == "finished"
+    assert run.data.tags["threads"] == str(info["threads"]) and run.data.params["train.threads"] == "0"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.params["model.variant"] == "gru" and run.data.params["train.seed"] == "3"
     assert run.data.metrics["test_accuracy"] == pytest.approx(info["metrics"]["test_accuracy"])
     assert len(client.get_metric_history(info["run_id"], "val_accuracy")) == 10
@@ -160,6 +171,44 @@ def test_sigterm_marks_killed_and_resume_reaches_the_same_metrics(tmp_path):
     assert final["run_id"] == killed["run_id"] and final["status"] == "FINISHED"
     assert final["metrics"] == _json_line(reference)["metrics"]
     assert client.get_run(killed["run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("kind", ["unwritable", "refused", "malformed", "unsupported", "driver", "silent"])
+def test_a_bad_tracking_store_is_one_line_exit_2_within_10_s_leaving_nothing(tmp_path, kind):
+    if kind == "driver" and importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed here")
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    uri = {"unwritable": "sqlite:////proc/nope/x.db",
+           "refused": f"postgresql://harness:secret@127.0.0.1:{free_port()}/mlflow",
+           "malformed": "postgresql://harness@127.0.0.1:notaport/mlflow", "unsupported": "ftp://host/store",
+           "driver": "postgresql+psycopg2://harness@127.0.0.1/mlflow",
+           "silent": f"http://127.0.0.1:{silent.getsockname()[1]}"}[kind]
+    work = tmp_path / "work"
+    work.mkdir()
+    start = time.monotonic()
+    try:
+        result = run_cli("run", "--tracking-uri", uri, *TINY, cwd=work, timeout=60)
+    finally:
+        silent.close()
+    seconds = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: tracking store {uri.replace(':secret@', ':***@')}: "), lines
+    assert "secret" not in result.stderr and result.stdout == ""
+    assert seconds < 10, f"{seconds:.1f} s"
+    assert list(work.iterdir()) == [], "no store, checkpoint or run left behind"
+
+
+def test_a_data_error_comes_before_the_run_and_names_the_commands_own_option(tmp_path):
+    env = {"HARNESS_DATA_DIR": str(tmp_path / "data")}
+    result = run_cli("run", "--task", "imdb", "--set", "task.source=/nope/aclImdb.tar.gz", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: IMDB archive /nope/aclImdb.tar.gz does not exist; check --set task.source=PATH"
+    assert not (tmp_path / "mlflow.db").exists(), "no store and no FAILED run"
+    data = run_cli("data", "imdb", "--source", "/nope/aclImdb.tar.gz", cwd=tmp_path, env=env)
+    assert data.returncode == 2 and data.stderr.strip().endswith("does not exist; check --source PATH")
 
 
 def test_resume_of_an_unknown_run_is_a_clear_error(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from helpers import free_port, tiny_spec
 
 from harness.train import train
-from harness.tracking import MLflowTracker
+from harness.tracking import Outcome, open_runs, open_tracker
 
 
 def _get(url: str) -> bytes:
@@ -30,10 +30,12 @@ def _post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-@pytest.fixture
-def server(tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("server")
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracker = MLflowTracker(store, "server-test")  # create the schema before the server starts
+    tracker = open_tracker(store, "server-test")
+    tracker.prepare()  # create the schema before the server starts
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
@@ -85,3 +87,20 @@ def test_server_serves_a_run_with_curves_and_gradient_figure(server, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     config = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "config.toml", "run_uuid": result.run_id}))
     assert b'variant = "lstm"' in config
+
+
+def test_a_run_through_the_server_uri_is_tracked_and_read_back(server, tmp_path):
+    """open_tracker on the http URI: the probe passes, the experiment gets its kind over REST,
+    the outcome is tagged, and the neutral table reads the run back through the server."""
+    base, _, _ = server
+    tracker = open_tracker(base, "over-http")
+    assert tracker.local_dir is None  # a remote store: checkpoints go to the user cache unless told
+    spec = tiny_spec("gru", steps=10, track={"checkpoint_dir": str(tmp_path / "ck")})
+    result = train(spec, tracker, progress=False)
+    experiment = _post(f"{base}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+    kinds = {e["name"]: {t["key"]: t["value"] for t in e.get("tags", [])} for e in experiment}
+    assert kinds["over-http"]["mlflow.experimentKind"] == "custom_model_development"
+    table = open_runs(base).table("over-http")
+    row = table.set_index("run_id").loc[result.run_id]
+    assert row["outcome"] is Outcome.FINISHED and row["model.variant"] == "gru" and row["train.steps"] == 10
+    assert row["test_accuracy"] == result.metrics["test_accuracy"]

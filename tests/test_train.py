@@ -17,7 +17,7 @@ import variants
 from harness import probes
 from harness.checkpoint import load
 from harness.train import StopRun, train
-from harness.tracking import MemoryTracker
+from harness.tracking import MemoryTracker, Outcome
 from variants import Cell, Recurrent
 
 
@@ -28,8 +28,8 @@ def test_every_variant_trains_on_every_synthetic_task(variant, task, tmp_path):
     spec = tiny_spec(variant, task, steps=4, task_options=small, track={"checkpoint_dir": str(tmp_path)})
     tracker = MemoryTracker()
     result = train(spec, tracker, progress=False)
-    assert result.status == "FINISHED", result.reason
-    assert tracker.status == "FINISHED"
+    assert result.outcome is Outcome.FINISHED, result.reason
+    assert tracker.status == "FINISHED" and tracker.tags["outcome"] == "finished"
     primary = tasks_primary(task)
     assert math.isfinite(result.metrics[f"test_{primary}"])
     assert "test_accuracy" in result.metrics and "gradient_horizon" in result.metrics
@@ -58,10 +58,23 @@ def test_divergence_fails_the_run_with_a_reason(tmp_path):
                      train={"lr": 1e30, "clip": 0.0, "log_every": 1}, track={"checkpoint_dir": str(tmp_path)})
     tracker = MemoryTracker()
     result = train(spec, tracker, progress=False)
-    assert result.status == "FAILED"
-    assert "non-finite" in result.reason
-    assert tracker.status == "FAILED" and "non-finite" in tracker.tags["failure_reason"]
+    assert result.outcome is Outcome.DIVERGED and result.status == "FAILED"
+    assert tracker.status == "FAILED" and tracker.tags["outcome"] == "diverged"
+    assert result.reason and tracker.tags["failure_reason"] == result.reason  # the human text
     assert not any(k.startswith("test_") for k, _, _ in tracker.metrics), "no silent NaN test metric"
+
+
+def test_a_run_reports_the_path_training_used_not_the_probes(tmp_path):
+    """Divergence found at a validation, after the gate statistics ran the explicit path:
+    the result names the path the training steps used."""
+    spec = tiny_spec("simple_rnn", "adding", steps=30, task_options={"length": 8},
+                     train={"lr": 1e30, "clip": 0.0, "log_every": 1000, "eval_every": 5},
+                     track={"checkpoint_dir": str(tmp_path)})
+    result = train(spec, MemoryTracker(), progress=False)
+    assert result.outcome is Outcome.DIVERGED and "validation" in result.reason and result.steps == 5
+    assert result.path == "fused"
+    fast = train(dataclasses.replace(spec, model=spec.model.replace(path="fast")), MemoryTracker(), progress=False)
+    assert fast.outcome is Outcome.DIVERGED and fast.path == "fast"
 
 
 def test_report_callback_can_stop_a_run_as_pruned(tmp_path):
@@ -70,8 +83,20 @@ def test_report_callback_can_stop_a_run_as_pruned(tmp_path):
 
     tracker = MemoryTracker()
     result = train(tiny_spec(steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, report=report, progress=False)
-    assert result.status == "PRUNED" and result.reason == "pruned at step 5"
+    assert result.outcome is Outcome.PRUNED and result.reason == "pruned at step 5"
     assert tracker.status == "KILLED" and tracker.tags["stop_reason"] == "pruned at step 5"
+    assert tracker.tags["outcome"] == "pruned"
+
+
+def test_an_exception_is_recorded_as_a_crash_and_raised(tmp_path):
+    def report(step, metrics):
+        raise RuntimeError("the callback broke")
+
+    tracker = MemoryTracker()
+    with pytest.raises(RuntimeError, match="the callback broke"):
+        train(tiny_spec(steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, report=report, progress=False)
+    assert tracker.outcome is Outcome.CRASHED and tracker.status == "FAILED"
+    assert tracker.tags["failure_reason"] == "RuntimeError: the callback broke"
 
 
 def test_early_stopping_tests_the_best_validation_weights(tmp_path):
@@ -97,7 +122,7 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
 
     first = MemoryTracker()
     stopped = train(spec, first, report=interrupt, progress=False)
-    assert stopped.status == "KILLED" and first.status == "KILLED"
+    assert stopped.outcome is Outcome.KILLED and first.status == "KILLED" and first.tags["outcome"] == "killed"
     assert stopped.steps == 20 and "--resume" in stopped.reason
     payload = load(tmp_path / first.run_id / "last.pt")
     assert payload["step"] == 20
