@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from helpers import ROOT, run_cli
@@ -140,3 +141,50 @@ def test_list_prints_whole_first_sentences():
             assert summary.rstrip('")').endswith((".", "?", "!")), (name, summary)  # a whole sentence
             assert f"{name} {summary}" in flat, (name, summary)  # printed whole (wrapped, not cut)
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, mtime_ns)} of every file under root."""
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()} if root.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def params_runs(tmp_path_factory):
+    """A working directory whose MLflow store holds the params claim's smoke runs."""
+    work = tmp_path_factory.mktemp("report")
+    result = run_cli("reproduce", "params", "--budget", "smoke", cwd=work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return work
+
+
+def test_report_with_out_writes_nothing_outside_it(params_runs):
+    work = params_runs
+    checkout = {name: tree(ROOT / name) for name in ("results", "dashboards")}
+    other = work / "elsewhere" / "other"  # a claim reported into this folder earlier, page not here
+    other.mkdir(parents=True)
+    (other / "summary.json").write_text(json.dumps({
+        "claim": "other", "title": "Another claim", "statement": "Something else holds.", "verdict": "reproduced",
+        "detail": "", "budget": "smoke", "runs": 3, "devices": ["cpu"]}))
+    before = tree(work)
+    result = run_cli("report", "--claim", "params", "--out", "elsewhere", cwd=work)
+    assert result.returncode == 0, result.stderr
+    changed = {path for path, stat in tree(work).items() if before.get(path) != stat}
+    assert changed and all(path.startswith("elsewhere/") for path in changed), sorted(changed)
+    assert {"elsewhere/params/summary.json", "elsewhere/dashboards/index.html",
+            "elsewhere/dashboards/params.html"} <= changed
+    assert not (work / "results").exists() and not (work / "dashboards").exists()
+    index = (work / "elsewhere" / "dashboards" / "index.html").read_text()
+    assert '<a href="params.html">' in index
+    assert "Another claim" in index and "other.html" not in index, "a claim with results keeps its card"
+    assert "python -m harness report --claim other" in index
+    assert {name: tree(ROOT / name) for name in ("results", "dashboards")} == checkout
+
+
+def test_report_without_out_writes_the_default_folders(params_runs):
+    work = params_runs
+    result = run_cli("report", "--claim", "params", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert (work / "results" / "params" / "summary.json").exists()
+    assert (work / "dashboards" / "index.html").exists() and (work / "dashboards" / "params.html").exists()
+    assert "wrote results/params and dashboards/index.html" in result.stdout
