@@ -1,0 +1,111 @@
+"""The context-ablation probe (Khandelwal et al. 2018) on models whose context is known by
+construction: a recurrent cell that only sees its last k inputs has an effective context of k."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import variants
+from harness import context
+from variants import Cell
+
+
+class Window(Cell):
+    """A shift register of the last k projected inputs: h_t depends on x_{t-k+1..t} only."""
+
+    name = "window_test"
+    state_names = ("h", "register")
+
+    def __init__(self, input_size, hidden_size, options=None, k=8):
+        super().__init__(input_size, hidden_size, options)
+        self.k = k
+        self.inp = nn.Linear(input_size, hidden_size)
+        self.mix = nn.Linear(hidden_size * k, hidden_size)
+
+    def state_sizes(self):
+        return (self.hidden_size, self.hidden_size * self.k)
+
+    def project(self, x):
+        return self.inp(x)
+
+    def step(self, xp, state, t):
+        register = torch.cat([state[1][:, self.hidden_size:], xp], dim=1)  # drop the oldest, push x_t
+        return (torch.tanh(self.mix(register)), register), {}
+
+
+class WindowLM(nn.Module):
+    """Embedding -> window cell -> next-token logits; scores the token after each context."""
+
+    def __init__(self, vocab, k):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(vocab, 16)
+        cell = type("W", (Window,), {"__init__": lambda s, i, h, o=None: Window.__init__(s, i, h, o, k=k)})
+        self.rnn = variants.Recurrent(cell, 16, 16)
+        self.head = nn.Linear(16, vocab)
+
+    def score(self, ids, lengths, targets):
+        out, _ = self.rnn(self.embed(ids), lengths=lengths)
+        last = out.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, 16)).squeeze(1)
+        return {"loss": torch.nn.functional.cross_entropy(5 * self.head(last), targets, reduction="none")}
+
+    def predictions(self, ids):
+        """The model's own next-token choice from the whole context: a target only the tokens
+        the model reads can explain (random targets would make every context equally bad)."""
+        out, _ = self.rnn(self.embed(ids))
+        return self.head(out[:, -1]).argmax(-1)
+
+
+@pytest.mark.parametrize("k", [1, 4, 8, 23])
+def test_a_model_that_sees_its_last_k_inputs_has_effective_context_k(k):
+    V, N, W = 50, 256, 64
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, V, (N, W), generator=gen)
+    model = WindowLM(V, k).eval()
+    targets = model.predictions(ids)
+    sample = lambda g, n: torch.randint(0, V, (n,), generator=g)  # noqa: E731
+    grid = context.distances(W)
+    assert k in grid
+    curve = context.curve(model.score, ids, torch.full((N,), W), targets, grid, sample, seed=0)
+    d, censored = context.effective_context(curve)
+    assert (d, censored) == (k, False)
+    full = curve[(curve["mode"] == "full") & (curve["metric"] == "loss")]["value"].item()
+    for mode in context.MODES:  # beyond k nothing the model reads changes: exactly the full loss
+        part = curve[(curve["mode"] == mode) & (curve["metric"] == "loss") & (curve["distance"] >= k)]
+        assert part["value"].tolist() == pytest.approx([full] * len(part), rel=1e-6)
+    shorter = curve[(curve["mode"] == "drop") & (curve["distance"] < k)]
+    assert (shorter["value"] > full * 1.01).all(), "a shorter context changes what the model sees"
+
+
+def test_a_model_that_uses_its_whole_window_is_censored():
+    V, N, W = 50, 200, 16
+    gen = torch.Generator().manual_seed(2)
+    model = WindowLM(V, 32).eval()  # remembers more than the window holds
+    ids = torch.randint(0, V, (N, W), generator=gen)
+    targets = model.predictions(ids)
+    curve = context.curve(model.score, ids, torch.full((N,), W), targets,
+                          context.distances(W), lambda g, n: torch.randint(0, V, (n,), generator=g), modes=("drop",))
+    assert context.effective_context(curve) == (W, True)
+
+
+def test_ablations_keep_the_last_d_tokens_and_change_only_what_is_farther():
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [7, 8, 9, 0, 0, 0]])
+    lengths = torch.tensor([6, 3])
+    gen = torch.Generator().manual_seed(0)
+    x, n = context.ablate(ids, lengths, 2, "drop", None, gen)
+    assert x.tolist() == [[5, 6, 0, 0, 0, 0], [8, 9, 0, 0, 0, 0]] and n.tolist() == [2, 2]
+    x, n = context.ablate(ids, lengths, 2, "replace", lambda g, k: torch.full((k,), 42), gen)
+    assert x.tolist() == [[42, 42, 42, 42, 5, 6], [42, 8, 9, 0, 0, 0]] and n.tolist() == [6, 3]
+    x, n = context.ablate(ids, lengths, 2, "shuffle", None, gen)
+    assert sorted(x[0, :4].tolist()) == [1, 2, 3, 4] and x[0, 4:].tolist() == [5, 6]
+    assert x[1].tolist() == [7, 8, 9, 0, 0, 0] and n.tolist() == [6, 3]
+    shuffled = {tuple(context.ablate(ids, lengths, 2, "shuffle", None, gen)[0][0, :4].tolist()) for _ in range(30)}
+    assert len(shuffled) > 5, "the far tokens are really permuted"
+
+
+def test_the_distance_grid_is_geometric_and_ends_at_the_window():
+    grid = context.distances(512)
+    assert grid[:8] == [1, 2, 3, 4, 6, 8, 11, 16] and grid[-1] == 512
+    ratios = [b / a for a, b in zip(grid[4:-1], grid[5:-1])]
+    assert all(1.3 < r < 1.5 for r in ratios)
