@@ -54,6 +54,7 @@ def build_parser(command: str | None = None) -> Parser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         loaded.add_arguments(p)
         p.set_defaults(_command=loaded)
+        parser.command_name, parser.command_parser = name, p
     return parser
 
 
@@ -63,12 +64,20 @@ def chosen_command(argv: list[str]) -> str | None:
     return first if first in COMMANDS else None
 
 
-def early_plugins(argv: list[str]) -> list[str]:
-    """`--plugin MODULE` values, read before the command's parser is built so that its help
-    (the config fields of `run --help`, ...) includes what the plug-ins register."""
-    early = argparse.ArgumentParser(add_help=False)
+def with_plugins(parser: Parser, argv: list[str]) -> Parser:
+    """For a command that takes `--plugin MODULE`: import the plug-ins named on the line and
+    build its parser again, so that its help (the config fields of `run --help`, ...)
+    includes what they register. Other commands' parsers are returned as they are."""
+    command = getattr(parser, "command_parser", None)
+    if command is None or not any("--plugin" in a.option_strings for a in command._actions):
+        return parser
+    early = Parser(prog=parser.prog, add_help=False)
     early.add_argument("--plugin", action="append", default=[])
-    return early.parse_known_args(argv)[0].plugin
+    plugins = early.parse_known_args(argv)[0].plugin
+    if not plugins:
+        return parser
+    import_plugins(plugins)
+    return build_parser(parser.command_name)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -82,11 +91,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = chosen_command(argv)
     try:
-        if command is not None:
-            import_plugins(early_plugins(argv))
-        args = build_parser(command).parse_args(argv)
+        args = with_plugins(build_parser(chosen_command(argv)), argv).parse_args(argv)
         return args._command.main(args)
     except user_errors() as err:
         print(f"error: {err}", file=sys.stderr)

@@ -129,6 +129,12 @@ def test_a_missing_plugin_in_help_is_one_line(tmp_path):
     result = run_cli("run", "--plugin", "no_such_module", "--help", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot import plugin module 'no_such_module': No module named 'no_such_module'"
+    no_value = run_cli("run", "--plugin", cwd=tmp_path)
+    assert no_value.returncode == 2 and len(no_value.stderr.strip().splitlines()) == 1, no_value.stderr
+    assert "argument --plugin: expected one argument" in no_value.stderr
+    (tmp_path / "loud.py").write_text("raise SystemExit('imported')\n")  # data takes no --plugin: not imported
+    other = run_cli("data", "imdb", "--plugin", "loud", cwd=tmp_path)
+    assert other.returncode == 2 and "unrecognized arguments: --plugin loud" in other.stderr
 
 
 def test_list_prints_whole_first_sentences():
