@@ -1,4 +1,4 @@
-"""Optuna behind one module: storages, samplers, pruners, the objective and the worker loop.
+"""Optuna sweeps: opening the study, pruners, the objective and the worker loop.
 
 Work distribution uses Optuna's own trial queue: whoever opens a sweep tops the study up
 to N trials by enqueueing WAITING trials (under a lock), and every worker, in this process,
@@ -6,11 +6,11 @@ in `--workers` processes or on other machines, takes only queued trials. Optuna 
 queued trial atomically (a WAITING -> RUNNING state change that only one caller wins), so
 exactly N trials run however many workers race. With RDB storage, heartbeats turn the trial
 of a killed worker into FAIL and `RetryHeartbeatStaleTrialCallback` queues it again.
+Samplers and the queue hook live in harness/sampling.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import os
 import platform
@@ -22,26 +22,15 @@ import optuna
 from optuna.trial import TrialState
 
 from harness import space as spaces
+from harness.config import ConfigError, flatten
+from harness.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
 from harness.spec import apply_sets, build_spec
+from harness.sweep_state import describe_storage, is_rdb, open_storage
 from harness.train import StopRun, train
-from harness.tracking import MLflowTracker, set_run_state
+from harness.tracking import open_tracker, set_run_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-class QueueEmpty(Exception):
-    """No queued trial is left for this worker."""
-
-
-class QueueStudy(optuna.Study):
-    """A study whose `ask()` only takes queued trials and never creates extra ones."""
-
-    def _pop_waiting_trial_id(self):
-        trial_id = super()._pop_waiting_trial_id()
-        if trial_id is None:
-            raise QueueEmpty()
-        return trial_id
 
 
 @dataclasses.dataclass
@@ -58,7 +47,7 @@ class Settings:
     metric: str  # e.g. best_val_accuracy
     sampler: str = "tpe"
     pruner: str = "median"
-    seed: int = 0
+    seed: int | None = None  # the sampler's study seed; None: a random one, recorded in the study
     heartbeat: int = 60
     timeout: float | None = None
     tracking_uri: str = ""
@@ -66,11 +55,8 @@ class Settings:
     parent_run_id: str | None = None
 
 
-def is_rdb(storage: str) -> bool:
-    return "://" in storage
-
-
-def stale_trial_callback(settings: Settings):
+def stale_trial_callback(settings: Settings, reason: str = "worker lost (stale heartbeat)"):
+    """Mark the lost trial's MLflow run FAILED and queue the trial again with its parameters."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
@@ -78,30 +64,9 @@ def stale_trial_callback(settings: Settings):
     def callback(study, trial):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id and settings.tracking_uri:
-            set_run_state(settings.tracking_uri, run_id, "FAILED",
-                          {"trial_state": "FAIL", "failure_reason": "worker lost (stale heartbeat)"})
+            set_run_state(settings.tracking_uri, run_id, "FAILED", {"trial_state": "FAIL", "failure_reason": reason})
         retry(study, trial)
     return callback
-
-
-def open_storage(url: str, heartbeat: int = 60, on_stale=None):
-    """RDB storage (with heartbeats) for URLs, Optuna's journal file for plain paths."""
-    if is_rdb(url):
-        return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                                          heartbeat_stale_trial_callback=on_stale)
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(url))
-
-
-def make_sampler(settings: Settings, worker: int, existing: int = 0) -> optuna.samplers.BaseSampler:
-    # Workers, and sessions resuming a study, must not replay each other's random draws.
-    seed = settings.seed + 1000 * worker + 7919 * existing
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.sampler == "grid":
-        return optuna.samplers.GridSampler({k: spaces.grid_points(v) for k, v in settings.space.items()}, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)
 
 
 def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
@@ -112,13 +77,23 @@ def make_pruner(settings: Settings) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
 
 
-def open_study(settings: Settings, worker: int = 0) -> QueueStudy:
-    on_stale = stale_trial_callback(settings) if is_rdb(settings.storage) else None
-    storage = open_storage(settings.storage, settings.heartbeat, on_stale)
-    existing = len(optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,
-                                       load_if_exists=True).get_trials(deepcopy=False))
-    return QueueStudy(study_name=settings.study, storage=storage,
-                      sampler=make_sampler(settings, worker, existing), pruner=make_pruner(settings))
+def study_storage(settings: Settings):
+    """The sweep's storage, with heartbeats and the retry callback on RDB; StorageError (one
+    line) before anything is written if it cannot be used."""
+    rdb = is_rdb(settings.storage)
+    return open_storage(settings.storage, settings.heartbeat if rdb else None,
+                        stale_trial_callback(settings) if rdb else None)
+
+
+def open_study(settings: Settings, worker: int = 0, storage=None) -> QueueStudy:
+    """Create or load the study on `storage` (default: study_storage(settings))."""
+    check_queue_hook()
+    storage = storage or study_storage(settings)
+    study = optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,
+                                load_if_exists=True)
+    seed = settings.seed if settings.seed is not None else study.user_attrs.get("sampler_seed", 0)
+    return QueueStudy(study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed),
+                      pruner=make_pruner(settings))
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -146,47 +121,44 @@ def top_up(study: optuna.Study, total: int, grid: list[dict] | None = None) -> i
     return len(fresh)
 
 
-def grid(space: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every combination of the space's grid points, in a fixed order."""
-    keys = list(space)
-    return [dict(zip(keys, values)) for values in itertools.product(*(spaces.grid_points(space[k]) for k in keys))]
-
-
-def fail_orphans(study: optuna.Study) -> int:
-    """Mark RUNNING trials FAIL (journal storage has no heartbeat to notice a crashed sweep)."""
+def fail_orphans(study: optuna.Study, on_fail=None) -> int:
+    """Mark RUNNING trials FAIL (journal storage has no heartbeat to notice a crashed sweep);
+    `on_fail(study, trial)` then runs for each, as a heartbeat's stale-trial callback would."""
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
         study.tell(trial.number, state=TrialState.FAIL)
+        if on_fail is not None:
+            on_fail(study, trial)
     return len(orphans)
 
 
-def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    values = {}
-    for key, entry in space.items():
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The trial's parameters: the space's active entries, in dependency order (space.sample)."""
+    def draw(key: str, entry: dict[str, Any]) -> Any:
         kind = entry["type"]
         if kind == "categorical":
-            values[key] = trial.suggest_categorical(key, entry["choices"])
-        elif kind == "int":
-            values[key] = trial.suggest_int(key, int(entry["low"]), int(entry["high"]),
-                                            step=int(entry.get("step", 1)), log=bool(entry.get("log", False)))
-        else:
-            values[key] = trial.suggest_float(key, float(entry["low"]), float(entry["high"]),
-                                              log=bool(entry.get("log", False)))
-    return values
+            return trial.suggest_categorical(key, entry["choices"])
+        if kind == "int":
+            return trial.suggest_int(key, int(entry["low"]), int(entry["high"]), step=int(entry.get("step", 1)),
+                                     log=bool(entry.get("log", False)))
+        return trial.suggest_float(key, float(entry["low"]), float(entry["high"]), log=bool(entry.get("log", False)))
+    return spaces.sample(space, fixed, draw)
 
 
 class Objective:
     def __init__(self, settings: Settings, progress: bool = False):
         self.settings, self.progress = settings, progress
+        self.fixed = flatten("", settings.base)  # what conditions read for fields not drawn
 
     def __call__(self, trial: optuna.Trial):
         s = self.settings
-        params = suggest(trial, s.space)
+        params = suggest(trial, s.space, self.fixed)
         values = apply_sets(s.base, [f"{k}={v}" for k, v in params.items()])
         values = apply_sets(values, [f"track.run_name={s.study}-trial{trial.number}"])
         spec = build_spec(values).validate()
         primary = spec.build_task().primary_metric
-        tracker = MLflowTracker(s.tracking_uri, spec.experiment) if s.tracking_uri else None
+        # tracking off still gives a tracker: it says where the store (and so checkpoints) would be
+        tracker = open_tracker(s.base["track"]["tracking_uri"], spec.experiment, enabled=bool(s.tracking_uri))
 
         def report(step, metrics):
             if len(s.directions) == 1:
@@ -209,7 +181,7 @@ class Objective:
         state = {"FINISHED": "COMPLETE", "PRUNED": "PRUNED"}.get(result.status, "PRUNED")
         if result.reason:
             trial.set_user_attr("reason", result.reason)
-        if tracker is not None:
+        if s.tracking_uri:
             set_run_state(s.tracking_uri, result.run_id, None, {"trial_state": state})
         if result.status == "KILLED":
             raise KeyboardInterrupt(result.reason)  # Ctrl-C/SIGTERM: the trial FAILs, the worker stops
@@ -291,10 +263,11 @@ def figures(study: optuna.Study) -> dict[str, Any]:
 
 
 def load(storage: str, name: str) -> optuna.Study:
+    """An existing study; ConfigError (one line) if there is none or the storage is unusable."""
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage))
+        return optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:
-        raise ValueError(f"no study named {name!r} in {storage}") from None
+        raise ConfigError(f"no study named {name!r} in {describe_storage(storage)}") from None
 
 
 def finite(value) -> bool:

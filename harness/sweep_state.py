@@ -1,22 +1,143 @@
-"""What a sweep keeps beside its Optuna study: a lock that serialises set-up across
-processes and machines, the study's identity, and its MLflow parent run."""
+"""What a sweep keeps beside its Optuna study: the storage (opened with one-line errors), a
+lock that serialises set-up across processes and machines, the study's identity and sampler
+seed, and its MLflow parent run."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import secrets
+import warnings
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.config import ConfigError
-from harness.tracking import MLflowTracker
 
 LOCK_KEY = zlib.crc32(b"rnn-harness-sweep")  # one advisory-lock id for every sweep's set-up
 
 
+def _connect_timeout() -> int:
+    """Seconds a database connection may take: $HARNESS_STORE_TIMEOUT (the knob that bounds
+    the MLflow store's checks too), else 3, at least libpq's minimum of 2. libpq and the MySQL
+    drivers otherwise wait forever for a silent server; a URL's own ?connect_timeout= wins."""
+    try:
+        return max(2, math.ceil(float(os.environ.get("HARNESS_STORE_TIMEOUT", "3"))))
+    except ValueError:
+        return 3
+
+
+CONNECT_TIMEOUT_S = _connect_timeout()
+
+
+class StorageError(ConfigError):
+    """An Optuna storage that cannot be used: unreachable or silent server, malformed or
+    unsupported URL, missing database driver, a journal path that cannot be written."""
+
+
 def describe_storage(storage: str) -> str:
     """The storage URL with any password hidden (it is printed and logged)."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", storage)
+    return re.sub(r"(://[^:/@]+):[^/]*@", r"\1:***@", storage)
+
+
+def is_rdb(storage: str) -> bool:
+    return "://" in storage
+
+
+def connect_args(url: str) -> dict:
+    """SQLAlchemy connect_args that bound a connection attempt to CONNECT_TIMEOUT_S seconds."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in parsed.query:
+        return {"connect_timeout": CONNECT_TIMEOUT_S}
+    return {}
+
+
+def storage_error(url: str, err: BaseException) -> StorageError:
+    """One line naming the storage (password hidden) and the cause."""
+    import sqlalchemy
+
+    if isinstance(err, StorageError):
+        return err  # already names its storage
+    if isinstance(err, sqlalchemy.exc.NoSuchModuleError):
+        cause = f"unsupported URL scheme {url.split('://', 1)[0]!r} (use a journal file path or postgresql://...)"
+    elif isinstance(err, ImportError):
+        cause = f"the database driver is not installed ({err.__cause__ or err})"
+    elif isinstance(err, (json.JSONDecodeError, UnicodeDecodeError)):
+        cause = f"not an Optuna journal file ({err})"
+    elif isinstance(err, sqlalchemy.exc.DBAPIError):
+        cause = str(err.orig)
+        if "timeout" in cause.lower():
+            cause += f" (no answer within {CONNECT_TIMEOUT_S} s)"
+    else:
+        cause = f"{type(err).__name__}: {err}"
+    return one_line(url, cause)
+
+
+def one_line(url: str, cause: str) -> StorageError:
+    """The error `storage URL: cause` on one line, the password hidden in both."""
+    lines = [line.strip() for line in cause.splitlines()]  # drop SQL echoes and "Background on ..." links
+    cause = " ".join(line for line in lines if line and not line.startswith(("LINE ", "^", "[SQL", "(Background")))
+    password = re.search(r"://[^:/@]+:([^/]*)@", url)
+    if password and password.group(1):
+        cause = cause.replace(password.group(1), "***")
+    return StorageError(f"storage {describe_storage(url)}: {cause}")
+
+
+def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, create: bool = True):
+    """Optuna RDB storage (heartbeats every `heartbeat` s) for URLs, a journal file for paths.
+    With create=False a missing journal file is an error instead of a new empty one. Raises
+    StorageError (one line) before anything is written when the storage cannot be used."""
+    if is_rdb(url):
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(url)
+        except Exception as err:  # unparsable, or a port that is not a number
+            raise one_line(url, f"malformed URL ({err})") from None
+    try:
+        if is_rdb(url):
+            import optuna
+
+            with warnings.catch_warnings():  # heartbeats are "experimental": not worth a stderr line
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs={"connect_args": connect_args(url)}, heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat if heartbeat else None, heartbeat_stale_trial_callback=on_stale)
+        return open_journal(Path(url), create)
+    except Exception as err:  # the translation boundary: anything here is a storage problem
+        raise storage_error(url, err) from None
+
+
+def open_journal(path: Path, create: bool):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if path.is_dir():
+        raise StorageError(f"storage {path}: is a directory, not a journal file")
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    existing = path.parent if not missing else missing[0].parent
+    if not existing.is_dir():
+        raise StorageError(f"storage {path}: {existing} is not a directory")
+    if not path.exists() and not create:
+        raise StorageError(f"storage {path}: no such journal file")
+    if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
+        raise StorageError(f"storage {path}: no permission to write {path if path.exists() else existing}")
+    created = not path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except Exception:
+        if created:  # leave nothing half-made behind
+            path.unlink(missing_ok=True)
+            for folder in reversed(missing):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
 
 
 @contextmanager
@@ -26,14 +147,19 @@ def lock_for(storage: str):
     if storage.startswith("postgresql"):
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
-        with engine.connect() as conn:
+        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args(storage))
+        try:
+            conn = engine.connect()
             conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-        engine.dispose()
+        except Exception as err:
+            engine.dispose()
+            raise storage_error(storage, err) from None
+        try:
+            yield
+        finally:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            conn.close()
+            engine.dispose()
         return
     from filelock import FileLock
 
@@ -46,9 +172,23 @@ def lock_for(storage: str):
         yield
 
 
-def record_or_check_study(study, settings) -> str | None:
+def settle_seed(study, given: int | None) -> int:
+    """The study's sampler seed: recorded once (the given --seed, else a random one) so that every
+    process, machine and later session seeds its trials from the same value."""
+    recorded = study.user_attrs.get("sampler_seed")
+    if recorded is None:
+        recorded = given if given is not None else secrets.randbits(31)
+        study.set_user_attr("sampler_seed", recorded)
+    elif given is not None and given != recorded:
+        raise ConfigError(f"study {study.study_name!r} samples with seed {recorded}, not {given}; "
+                          "drop --seed or choose another --study name")
+    return recorded
+
+
+def record_or_check_study(study, settings, tracker=None) -> str | None:
     """Record what the study tunes on first use; refuse to mix in a different setup later.
-    Returns the MLflow parent run id (created here once per study)."""
+    Settles settings.seed. Returns the MLflow parent run id, started here once per study with
+    `tracker` (an open_tracker already checked; None: tracking off)."""
     identity = {"variant": settings.base["model"]["variant"], "task": settings.base["task"]["name"],
                 "objectives": settings.objectives, "space": settings.space}
     attrs = study.user_attrs
@@ -60,23 +200,24 @@ def record_or_check_study(study, settings) -> str | None:
         if json.dumps(attrs["space"], sort_keys=True) != json.dumps(identity["space"], sort_keys=True):
             raise ConfigError(f"study {settings.study!r} was created with another search space; "
                               "choose another --study name")
-    else:
+    settings.seed = settle_seed(study, settings.seed)
+    if "variant" not in attrs:
         for key, value in identity.items():
             study.set_user_attr(key, value)
         study.set_user_attr("base_config", settings.base)
         study.set_user_attr("tracking_uri", settings.tracking_uri)
         study.set_user_attr("experiment", settings.experiment)
     parent = study.user_attrs.get("mlflow_parent_run_id")
-    if parent or not settings.tracking_uri:
+    if parent or tracker is None:
         return parent
-    tracker = MLflowTracker(settings.tracking_uri, settings.experiment)
     parent = tracker.start(run_name=settings.study, tags={
         "optuna.study": settings.study, "sweep": "parent", "variant": identity["variant"],
         "task": identity["task"], "target_trials": str(settings.trials)})
     tracker.log_params({"study": settings.study, "sampler": settings.sampler, "pruner": settings.pruner,
                         "objectives": ",".join(settings.objectives), "directions": ",".join(settings.directions),
                         "storage": describe_storage(settings.storage), "variant": identity["variant"],
-                        "task": identity["task"], "search_space": json.dumps(settings.space, sort_keys=True)})
+                        "task": identity["task"], "search_space": json.dumps(settings.space, sort_keys=True),
+                        "sampler_seed": settings.seed})
     tracker.flush()  # the parent stays RUNNING until the study is complete
     study.set_user_attr("mlflow_parent_run_id", parent)
     return parent

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 
 import optuna
 import psutil
@@ -125,6 +126,96 @@ def test_optuna_dashboard_serves_the_study(tmp_path):
         proc.wait(timeout=30)
 
 
+OFF = ["--set", "track.enabled=false"]  # these tests are about parameters: no MLflow, less CPU
+
+
+def _journal_study(path, name="lstm-recall-L5"):
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(path))))
+
+
+def retry_of(trial) -> int | None:
+    """The number of the failed trial this one retries (Optuna's declaration), else None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def _distinct_except_retries(trials):
+    """Every fresh trial's parameter set is new; a declared retry repeats its original's exactly."""
+    by_number = {t.number: t for t in trials}
+    fresh = [tuple(sorted(t.params.items())) for t in trials if retry_of(t) is None]
+    assert len(set(fresh)) == len(fresh), f"{len(fresh) - len(set(fresh))} repeated parameter sets"
+    for t in trials:
+        if retry_of(t) is not None:
+            assert t.params == by_number[retry_of(t)].params
+
+
+def test_two_sweeps_on_one_journal_then_a_killed_one_resumed_never_repeat_a_draw(tmp_path):
+    """The scale-out recipe on one machine: the same command twice at once on one journal file
+    (same seed, same worker index, same trial counts), one of them SIGKILLed in a trial, then
+    the sweep resumed with --fail-running (the lost trial is retried with its parameters)."""
+    args = ["sweep", "--variant", "lstm", "--trials", "8", "--seed", "11", "--pruner", "none",
+            "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, *OFF]
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    victim, deadline = procs[0], time.time() + 300
+    while time.time() < deadline and victim.poll() is None:
+        time.sleep(0.2)
+        try:
+            trials = _journal_study(tmp_path / "optuna.journal").get_trials(states=(TrialState.RUNNING,))
+        except KeyError:
+            continue
+        if any(t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and t.params for t in trials):
+            victim.send_signal(signal.SIGKILL)
+            break
+    victim.wait(timeout=60)
+    assert victim.returncode == -signal.SIGKILL, "the victim was killed inside a trial"
+    assert procs[1].wait(timeout=600) == 0, procs[1].stderr.read()[-3000:]
+    study = _journal_study(tmp_path / "optuna.journal")
+    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1, "the killed sweep's trial is orphaned"
+    _distinct_except_retries(study.trials)
+
+    resumed = run_cli(*args, "--fail-running", cwd=tmp_path, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = _journal_study(tmp_path / "optuna.journal").trials
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == 8 and states.count(TrialState.FAIL) == 1 and len(trials) == 9
+    assert [retry_of(t) for t in trials if retry_of(t) is not None] == [states.index(TrialState.FAIL)]
+    _distinct_except_retries(trials)
+
+
+def test_a_seeded_single_process_sweep_repeats_its_parameter_sequence(tmp_path):
+    """--seed and one process: the same command on fresh storages draws the same parameters
+    (5 random start-up trials, then TPE); without --seed each study gets its own seed."""
+    runs = {}
+    for name, seed in (("a", ["--seed", "3"]), ("b", ["--seed", "3"]), ("c", [])):
+        (tmp_path / name).mkdir()
+        _sweep("--variant", "lstm", "--trials", "7", *seed, "--set", "train.steps=10", *TINY, *OFF,
+               cwd=tmp_path / name)
+        study = _journal_study(tmp_path / name / "optuna.journal")
+        runs[name] = ([t.params for t in study.trials], study.user_attrs["sampler_seed"])
+    assert runs["a"] == runs["b"] and runs["a"][1] == 3
+    assert len(runs["a"][0]) == 7 and any(p.get("model.num_layers") == 2 for p in runs["a"][0])
+    assert runs["c"][0] != runs["a"][0]
+    other = run_cli("sweep", "--variant", "lstm", "--trials", "8", "--seed", "4", *TINY, *OFF, cwd=tmp_path / "a")
+    assert other.returncode == 2 and "samples with seed 3, not 4" in other.stderr
+
+
+def test_a_grid_over_a_conditional_space_tries_each_active_combination_once(tmp_path):
+    (tmp_path / "search.toml").write_text(
+        '[search]\n"train.lr" = {type = "categorical", choices = [0.003]}\n"train.clip" = "off"\n'
+        '"cell.forget_bias" = "off"\n"model.hidden_size" = {type = "categorical", choices = [8]}\n'
+        '"model.dropout" = {type = "float", low = 0, high = 0.5, grid = [0.0, 0.25], '
+        'when = "model.num_layers > 1"}\n')
+    out = _sweep("--variant", "gru", "--trials", "5", "--sampler", "grid", "--config", "search.toml",
+                 "--set", "train.steps=10", *TINY, *OFF, cwd=tmp_path)
+    assert out["counts"]["COMPLETE"] + out["counts"].get("PRUNED", 0) == 3
+    study = _journal_study(tmp_path / "optuna.journal", "gru-recall-L5")
+    points = sorted((t.params["model.num_layers"], t.params.get("model.dropout")) for t in study.trials)
+    assert points == [(1, None), (2, 0.0), (2, 0.25)]
+
+
 def test_three_workers_share_a_postgresql_study(postgres, tmp_path):
     """Three separate `sweep` processes (as on three machines) on one PostgreSQL study."""
     storage, uri = f"{postgres}/optuna", f"{postgres}/mlflow"
@@ -139,6 +230,7 @@ def test_three_workers_share_a_postgresql_study(postgres, tmp_path):
     numbers = [t.number for t in study.trials]
     assert len(numbers) == 12 and sorted(numbers) == list(range(12)), "exactly 12, no duplicates"
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    _distinct_except_retries(study.trials)  # three processes, one seed, the same counts: no shared draw
     parents = {json.loads(o[0].strip().splitlines()[-1])["parent_run_id"] for o in outs}
     assert len(parents) == 1, "every process attached to the same parent run"
     children = _children(uri, parents.pop())
@@ -174,9 +266,9 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
     assert states.count(TrialState.COMPLETE) == 6
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 1
-    retried = [t for t in study.trials
-               if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == failed[0].number]
+    retried = [t for t in study.trials if retry_of(t) == failed[0].number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].params == failed[0].params
+    _distinct_except_retries(study.trials)
     lost = MlflowClient(uri).get_run(failed[0].user_attrs["mlflow_run_id"])
     assert lost.info.status == "FAILED" and "stale heartbeat" in lost.data.tags["failure_reason"]

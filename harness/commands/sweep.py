@@ -24,10 +24,10 @@ from pathlib import Path
 from harness import space as spaces
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
-from harness.config import ConfigError
+from harness.config import ConfigError, flatten
 from harness.spec import load_toml
 from harness.sweep_state import describe_storage, lock_for, record_or_check_study
-from harness.tracking import MLflowTracker, local_store_dir, resolve_uri
+from harness.tracking import local_dir, open_tracker, resolve_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
                         help="RDB storage: heartbeat interval; a worker silent for 2*S has its trial retried")
     parser.add_argument("--fail-running", action="store_true",
-                        help="first mark trials left RUNNING by a crashed sweep as FAIL (journal storage)")
+                        help="first mark trials left RUNNING by a crashed sweep as FAIL and queue them again "
+                        "with their parameters (journal storage; only when no other sweep runs on it)")
     parser.add_argument("--report", metavar="STUDY", help="print (and log) the report of an existing study")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
 
@@ -58,44 +59,61 @@ def settings_from(args):
     if not isinstance(search, dict):
         raise ConfigError("[search] must be a table of field = {type = ...} entries")
     if args.config:  # the remaining sections go through the normal resolution
-        tmp = Path(tempfile.mkdtemp()) / "base.toml"
         import tomli_w
 
-        tmp.write_text(tomli_w.dumps(values))
-        args.config = str(tmp)
-    spec = resolve_spec(args).validate()
+        with tempfile.TemporaryDirectory() as tmp:
+            args.config = str(Path(tmp) / "base.toml")
+            Path(args.config).write_text(tomli_w.dumps(values))
+            spec = resolve_spec(args).validate()
+    else:
+        spec = resolve_spec(args).validate()
     if not args.trials or args.trials < 1:
         raise UsageError("--trials N (N >= 1) is required")
+    if args.heartbeat < 1:
+        raise UsageError("--heartbeat S needs S >= 1 (seconds)")
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if objectives[0] != "metric" or not set(objectives) <= {"metric", "time", "params"}:
         raise UsageError("--objectives must be metric, metric,time or metric,params")
     task = spec.build_task()
     uri = resolve_uri(spec.track.tracking_uri)
-    store = local_store_dir(uri) or Path.cwd()
-    space = spaces.space_for(spec.cell_class, search)
-    directions = ["maximize" if task.higher_is_better else "minimize"] + ["minimize"] * (len(objectives) - 1)
+    store = local_dir(uri) or Path.cwd()
     base = spec.to_dict()
     base["track"]["tracking_uri"] = uri
+    space = spaces.space_for(spec.cell_class, search, fixed=flatten("", base))
+    directions = ["maximize" if task.higher_is_better else "minimize"] + ["minimize"] * (len(objectives) - 1)
     return Settings(
         study=args.study or f"{spec.variant}-{spec.task_name}-L{spec.task.length}",
         storage=args.storage or str(store / "optuna.journal"), trials=args.trials, base=base,
         space=space, directions=directions, objectives=objectives,
         metric=f"best_val_{task.primary_metric}", sampler=args.sampler, pruner=args.pruner,
-        seed=spec.train.seed, heartbeat=args.heartbeat, timeout=args.timeout,
+        seed=spec.train.seed if seed_given(args, values) else None, heartbeat=args.heartbeat, timeout=args.timeout,
         tracking_uri=uri if spec.track.enabled else "", experiment=spec.experiment)
 
 
+def seed_given(args, config: dict) -> bool:
+    """Whether the user chose train.seed (--seed, --set or the config file): it then seeds the
+    sampler too; otherwise the study gets a random sampler seed of its own."""
+    sets = [s.split("=", 1)[0].strip() for s in args.sets]
+    return args.seed is not None or "train.seed" in sets or "seed" in config.get("train", {})
+
+
 def prepare(settings, fail_running: bool) -> dict:
-    """Under the sweep lock: check or record the study's identity, find or create the MLflow
-    parent run, and queue the trials still missing."""
+    """Check that the storage works (before anything is written), then under the sweep lock:
+    check or record the study's identity and seed, find or create the MLflow parent run,
+    retry trials a crashed sweep left RUNNING (--fail-running), queue the trials still missing."""
     from harness import study as studies
 
+    # both stores are checked before either is written to: a bad one fails in one line, and
+    # leaves no study without its parent run, nor a parent run without its study
+    tracker = open_tracker(settings.tracking_uri, settings.experiment) if settings.tracking_uri else None
+    storage = studies.study_storage(settings)
     with lock_for(settings.storage):
-        study = studies.open_study(settings)
-        orphans = studies.fail_orphans(study) if fail_running else 0
-        parent = record_or_check_study(study, settings)
+        study = studies.open_study(settings, storage=storage)
+        parent = record_or_check_study(study, settings, tracker)
         settings.parent_run_id = parent
-        grid = studies.grid(settings.space) if settings.sampler == "grid" else None
+        retry = studies.stale_trial_callback(settings, "sweep crashed (resumed with --fail-running)")
+        orphans = studies.fail_orphans(study, retry) if fail_running else 0
+        grid = spaces.grid(settings.space, flatten("", settings.base)) if settings.sampler == "grid" else None
         queued = studies.top_up(study, settings.trials, grid)
     if grid is not None and len(grid) < settings.trials:
         print(f"note: the grid has {len(grid)} points, fewer than --trials {settings.trials}", file=sys.stderr)
@@ -141,7 +159,7 @@ def report(storage: str, name: str, log: bool = True) -> dict:
     }
     uri = attrs.get("tracking_uri")
     if log and uri and summary["parent_run_id"]:
-        tracker = MLflowTracker(uri, attrs.get("experiment", name))
+        tracker = open_tracker(uri, attrs.get("experiment", name))
         tracker.start(run_name=name, tags={}, resume_run_id=summary["parent_run_id"])
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp) / "trials.csv"
@@ -186,11 +204,8 @@ def print_report(summary: dict) -> None:
 def main(args) -> int:
     if args.report:
         uri = resolve_uri(args.tracking_uri or "")
-        storage = args.storage or str((local_store_dir(uri) or Path.cwd()) / "optuna.journal")
-        try:
-            summary = report(storage, args.report)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+        storage = args.storage or str((local_dir(uri) or Path.cwd()) / "optuna.journal")
+        summary = report(storage, args.report)  # a missing study or bad storage: ConfigError, one line
     else:
         settings = settings_from(args)
         prepared = prepare(settings, args.fail_running)
