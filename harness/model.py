@@ -51,7 +51,7 @@ class SequenceModel(nn.Module):
         self.rnn = variants.Recurrent(
             cls, input_size, config.hidden_size, num_layers=config.num_layers,
             bidirectional=config.bidirectional, dropout=config.dropout, options=cell_options)
-        self.head = nn.Linear(self.rnn.output_size, task.output_size)
+        self.head = task.make_head(self.rnn.output_size)
         self.per_step = task.per_step
         if cell_options.weight_init == "keras":  # every cell has it (CellOptions)
             self.keras_layers()
@@ -63,8 +63,9 @@ class SequenceModel(nn.Module):
         cell inputs ~30x larger than the Keras recipe does)."""
         if self.embedding is not None:
             nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        if isinstance(self.head, nn.Linear):  # a task's own head keeps its own initialisation
+            nn.init.xavier_uniform_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def encode(self, batch: Batch) -> Tensor:
         return self.embedding(batch.x) if self.embedding is not None else batch.x  # (B, T, input)
@@ -85,8 +86,10 @@ class SequenceModel(nn.Module):
             return last
         return torch.cat([last[:, :H], outputs[:, 0, H:]], dim=-1)
 
-    def forward(self, batch: Batch, path: str | None = None) -> tuple[Tensor, State]:
-        outputs, state = self.rnn(self.encode(batch), times=batch.times, lengths=batch.lengths,
+    def forward(self, batch: Batch, path: str | None = None, state: State | None = None) -> tuple[Tensor, State]:
+        """Logits (B, output) or (B, T, output), and the final state (state: the initial one,
+        e.g. carried from the previous chunk of a stream; None = zeros)."""
+        outputs, state = self.rnn(self.encode(batch), state, times=batch.times, lengths=batch.lengths,
                                   path=path or self.config.path)
         return self.head(self.readout(outputs, batch.lengths)), state
 

@@ -18,6 +18,7 @@ import torch
 
 from harness import checkpoint, probes
 from harness.device import resolve_device
+from harness.evaluation import criterion_of, evaluate, progress
 from harness.model import SequenceModel, resolve_cell_options, trainable_parameters
 from harness.tracking import Outcome, Tracker
 from harness.train_config import TrainConfig
@@ -82,21 +83,6 @@ def lr_factor(config: TrainConfig, total: int) -> Callable[[int], float]:
     return factor
 
 
-@torch.no_grad()
-def evaluate(model: SequenceModel, task, split: str, seed: int, device) -> dict[str, float]:
-    was_training = model.training
-    model.eval()
-    sums: dict[str, float] = {}
-    count = 0
-    for batch in task.eval_batches(split, seed=seed, device=device):
-        logits, _ = model(batch)
-        for key, values in task.metrics(logits, batch).items():
-            sums[key] = sums.get(key, 0.0) + values.sum().item()
-        count += len(batch)
-    model.train(was_training)
-    return {key: total / count for key, total in sums.items()}
-
-
 @contextmanager
 def interruptible():
     """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
@@ -138,6 +124,10 @@ class Trainer:
         self.train_path: str | None = None  # the path of the training forward (probes use explicit)
         self.best = {"value": None, "step": -1, "stale": 0}
         self.best_model = None
+        self.criterion = criterion_of(self.task)
+        self.solved_at: int | None = None  # the first evaluation at which the criterion held on validation
+        self.best_progress = 0.0  # how far toward the criterion validation got (0 = baseline, 1 = met)
+        self.carry = None  # a stateful task's state, carried from one batch to the next
         self.probe_rows: list[dict] = []
         self.last_val: dict[str, float] = {}
         self.probe_at = sorted({round(i * (self.total - 1) / max(1, self.track.probe_points - 1))
@@ -148,7 +138,9 @@ class Trainer:
         return {"config": self.spec.to_dict(), "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "rng": checkpoint.rng_state(), "best": dict(self.best), "best_model": self.best_model,
-                "probe_rows": self.probe_rows, "last_val": self.last_val}
+                "probe_rows": self.probe_rows, "last_val": self.last_val,
+                "solve": {"at": self.solved_at, "progress": self.best_progress},
+                "carry": None if self.carry is None else list(self.carry)}
 
     def restore(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
@@ -157,6 +149,9 @@ class Trainer:
         checkpoint.set_rng_state(payload["rng"])
         self.step, self.best, self.best_model = payload["step"], payload["best"], payload["best_model"]
         self.probe_rows, self.last_val = payload["probe_rows"], payload["last_val"]
+        solve = payload.get("solve") or {}
+        self.solved_at, self.best_progress = solve.get("at"), solve.get("progress", 0.0)
+        self.carry = None if payload.get("carry") is None else tuple(payload["carry"])
 
     def save(self, path) -> None:
         checkpoint.save(path, self.state())
@@ -189,6 +184,10 @@ class Trainer:
             raise Diverged(f"non-finite validation {self.task.primary_metric} at step {self.step}")
         better = self.best["value"] is None or (
             value > self.best["value"] if self.task.higher_is_better else value < self.best["value"])
+        if self.criterion is not None and self.criterion.metric in metrics:
+            self.best_progress = max(self.best_progress, progress(self.task, self.criterion, metrics))
+            if self.solved_at is None and self.criterion.met(metrics[self.criterion.metric]):
+                self.solved_at = self.step
         if better:
             self.best = {"value": value, "step": self.step, "stale": 0}
             self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
@@ -214,7 +213,11 @@ class Trainer:
                 if self.step in self.probe_at:
                     self.probe()
                 batch = task.train_batch(self.step, cfg.batch_size, seed=cfg.seed, device=self.device)
-                logits, state = model(batch)
+                if task.stateful and task.starts_stream(self.step, cfg.batch_size):
+                    self.carry = None
+                logits, state = model(batch, state=self.carry if task.stateful else None)
+                if task.stateful:  # truncated BPTT: the next chunk starts here, without a gradient path back
+                    self.carry = tuple(s.detach() for s in state)
                 self.train_path = model.path
                 loss = task.loss(logits, batch)
                 reg = model.regularizer(state)
@@ -239,6 +242,8 @@ class Trainer:
                         self.save(ckpt_path)
                     if cfg.patience and self.best["stale"] >= cfg.patience:
                         return "early_stopped"
+                    if cfg.stop_when_solved and self.solved_at is not None:
+                        return "solved"
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(ckpt_path)
                 if flag["signal"]:
@@ -264,6 +269,20 @@ class Trainer:
         window.update(loss=torch.zeros((), device=self.device), reg=0.0, steps=0, t0=now,
                       gnorm=torch.zeros((), device=self.device))
 
+    def solve_metrics(self) -> dict[str, float]:
+        """solved (the criterion held on validation at some evaluation), steps_to_solve and
+        sequences_to_solve (when solved), and solve_cost: steps_to_solve when solved, else
+        (2 - progress) x the step budget, so every solved run costs less than every unsolved one
+        and an unsolved run that came closer costs less (a tuning objective, harness/stages.py)."""
+        out = {"solved": float(self.solved_at is not None)}
+        if self.solved_at is not None:
+            out.update(steps_to_solve=float(self.solved_at),
+                       sequences_to_solve=float(self.solved_at * self.cfg.batch_size),
+                       solve_cost=float(self.solved_at))
+        else:
+            out["solve_cost"] = float(self.total * (2.0 - self.best_progress))
+        return out
+
     def finish(self) -> dict[str, float]:
         """Test the best-validation weights; log the final metrics, figures and artifacts."""
         final_val = dict(self.last_val)
@@ -273,8 +292,9 @@ class Trainer:
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
         metrics.update({f"test_{k}": v for k, v in test.items()})
-        success = self.task.success()
-        metrics["test_solved"] = float(success.met(test[success.metric]))
+        if self.criterion is not None:
+            metrics["test_solved"] = float(self.criterion.met(test[self.criterion.metric]))
+            metrics.update(self.solve_metrics())
         if self.probe_rows:
             last = max(r["step"] for r in self.probe_rows)
             rows = [r for r in self.probe_rows if r["step"] == last]
@@ -299,7 +319,7 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     started = time.perf_counter()
     if tracker.uri:  # the resolved store goes into the logged config and the checkpoint
         spec = dataclasses.replace(spec, track=spec.track.replace(tracking_uri=tracker.uri))
-    used_threads = threads.apply(spec.train.threads, resolve_device(spec.train.device))
+    used_threads = threads.apply(spec.train.threads)
     trainer = Trainer(spec, tracker, report, progress)
     # Any task can draw its validation set; a dataset task loads and verifies its data to do
     # so, and a data error here comes before the run exists (no FAILED run left behind).
@@ -326,6 +346,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
         else:
             if stopped == "early_stopped":
                 tracker.set_tags({"early_stopped_at": str(trainer.step)})
+            if stopped == "solved":
+                tracker.set_tags({"stopped_when_solved_at": str(trainer.step)})
             trainer.save(ckpt_path)
             metrics = trainer.finish()
             artifacts.log_end(tracker, spec, trainer)

@@ -30,6 +30,8 @@ class TrainConfig(Options):
     warmup_steps: int = option(0, "linear learning-rate warm-up steps", min=0)
     eval_every: int = option(0, "steps between evaluations (0 = 10 per run, or once per epoch)", min=0)
     patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
+    stop_when_solved: bool = option(False, "stop at the first evaluation whose validation metrics meet the task's "
+                                    "success criterion (train until solved; steps_to_solve is recorded)")
     log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
     checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
     threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/threads.py); the count used "

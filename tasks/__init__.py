@@ -17,7 +17,7 @@ from tasks.base import EVAL_CHUNK, Batch, Criterion, Task, TaskOptions
 from tasks.registry import REGISTRY, register
 
 # One import line per task file: importing runs its @register.
-from tasks import adding, copy, recall, temporal_order, frequency, imdb  # noqa: E402,F401
+from tasks import adding, copy, recall, temporal_order, frequency, imdb, imdb_lm  # noqa: E402,F401
 
 __all__ = ["Batch", "Criterion", "EVAL_CHUNK", "Task", "TaskOptions", "REGISTRY", "register",
            "available", "get", "create"]

@@ -87,6 +87,14 @@ class Task:
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     per_step: ClassVar[bool] = False  # logits for every step (B, T, C) instead of (B, C)
     dataset: ClassVar[bool] = False  # a finite dataset trained by epochs (else a generator, by steps)
+    # Consecutive batches continue the same sequences (a text stream): the harness carries each
+    # batch's final state, detached, into the next (truncated BPTT) and restarts it where
+    # `starts_stream` says, and at the start of every evaluation.
+    stateful: ClassVar[bool] = False
+    # Dataset tasks: the smallest meaningful options (on a few dozen reviews: tests, smoke runs).
+    smoke_options: ClassVar[dict] = {}
+    # The baseline and criterion need the data (computed from it): listing does not ask for them.
+    baseline_from_data: ClassVar[bool] = False
     primary_metric: ClassVar[str] = "accuracy"  # early stopping and tuning target
     higher_is_better: ClassVar[bool] = True
     reference: ClassVar[str] = ""  # the paper the setup follows
@@ -121,6 +129,16 @@ class Task:
         for index in range(math.ceil(size / EVAL_CHUNK)):
             yield self.generate(EVAL_CHUNK, generator(seed, split, index)).to(device)
 
+    def starts_stream(self, index: int, batch_size: int) -> bool:
+        """Stateful tasks: whether train batch `index` starts its streams over."""
+        return True
+
+    # -- model side ----------------------------------------------------------------------------
+    def make_head(self, in_features: int) -> torch.nn.Module:
+        """The model's output layer on the recurrent features: by default a linear map to
+        `output_size` logits. A task may own a special head (e.g. an adaptive softmax)."""
+        return torch.nn.Linear(in_features, self.output_size)
+
     # -- objective ---------------------------------------------------------------------------
     def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         raise NotImplementedError
@@ -128,6 +146,11 @@ class Task:
     def metrics(self, logits: Tensor, batch: Batch) -> dict[str, Tensor]:
         """Per-sample values (B,) of every metric; the harness averages them over a split."""
         raise NotImplementedError
+
+    def summarise(self, means: dict[str, float]) -> dict[str, float]:
+        """The split's metrics from the means of the per-sample values (e.g. a perplexity, which
+        is exp of the mean cross-entropy, not a mean of per-sample perplexities)."""
+        return means
 
     def baseline(self) -> dict[str, float]:
         """The metrics of the best predictor that ignores the dependency, for these options."""

@@ -53,6 +53,7 @@ class Imdb(Task):
     name = "imdb"
     Options = ImdbOptions
     dataset = True
+    smoke_options = {"length": 16, "val_size": 6}
     reference = "Maas et al. 2011; Keras recipe: Chollet 2017, Deep Learning with Python §6.2"
     input_size = None
     output_size = 1  # one logit, as Keras' Dense(1, sigmoid): 33 parameters on a 32-unit state

@@ -45,7 +45,7 @@ SPLITS, LABELS = ("train", "test"), (("neg", 0), ("pos", 1))
 
 _BREAK = re.compile(r"<br\s*/?>")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-_REVIEW = re.compile(r"(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt")
+_REVIEW = re.compile(r"(?:\./)?aclImdb/(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt")
 _FIELDS = ("train_x", "train_y", "test_x", "test_y", "vocab", "stats")  # what the cache holds
 
 
@@ -156,9 +156,10 @@ def _check_member(member: tarfile.TarInfo) -> None:
                         "does not contain; nothing was extracted")
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract the labelled reviews into dest/{train,test}/{pos,neg}/ (unsup and the rest are
-    skipped). Every member is checked, unsafe ones abort; dest appears whole or not at all."""
+def safe_extract(archive: Path, dest: Path, labels: tuple[str, ...] = ("pos", "neg")) -> Path:
+    """Extract the reviews of these labels into dest/{train,test}/<label>/ (the rest is skipped;
+    "unsup" is the 50,000 unlabelled training reviews). Every member is checked, unsafe ones
+    abort; dest appears whole or not at all."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest.parent))
     try:
@@ -166,7 +167,7 @@ def safe_extract(archive: Path, dest: Path) -> Path:
             for member in tar:
                 _check_member(member)
                 match = _REVIEW.fullmatch(member.name)
-                if not (match and member.isfile()):
+                if not (match and member.isfile() and match.group(2) in labels):
                     continue
                 split, label, ident, rating = match.groups()
                 # The output path is rebuilt from digits only, never from the member's name.
@@ -174,7 +175,8 @@ def safe_extract(archive: Path, dest: Path) -> Path:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with tar.extractfile(member) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-        missing = [f"{sp}/{lb}" for sp in SPLITS for lb, _ in LABELS if not (tmp / sp / lb).is_dir()]
+        wanted = [f"{sp}/{lb}" for sp in SPLITS for lb in labels if sp == "train" or lb != "unsup"]
+        missing = [w for w in wanted if not (tmp / w).is_dir()]
         if missing:
             raise DataError(f"{archive} holds no reviews in aclImdb/{missing[0]}/")
         tmp.rename(dest)
@@ -257,14 +259,9 @@ def _load_cache(path: Path, fp: str) -> dict | None:
     return payload if isinstance(payload, dict) and payload.get("fingerprint") == fp else None
 
 
-def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int = 500,
-            padding: str = "pre", truncating: str = "pre", sha256: str | None = None) -> Encoded:
-    """Encoded IMDB reviews, from the cache when this archive and these options were seen.
-    `sha256` is for tests only: accept an archive with this checksum instead of the real ones."""
-    start = time.perf_counter()
-    if {padding, truncating} - {"pre", "post"} or vocab_size < 3 or length < 1:
-        raise DataError(f"need padding and truncating pre|post, vocab_size >= 3, length >= 1; got "
-                        f"{padding!r}, {truncating!r}, {vocab_size}, {length}")
+def locate(source=None, data_dir=None, sha256: str | None = None) -> tuple[Path, list[Path], Path]:
+    """(archive, the directories to read from, the one to write to): `source`, else an archive in
+    the data directory, else a download into it. DataError when none can be had."""
     home = resolve_data_dir(data_dir)
     work = home if writable(home) else default_data_dir()
     if not writable(work):
@@ -277,6 +274,34 @@ def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int 
     else:
         found = [d / n for d in places for n in ARCHIVE_NAMES if (d / n).is_file()]
         archive = found[0] if found else download(work, sha256)
+    return archive, places, work
+
+
+def extracted(archive: Path, digest: str, places: list[Path], work: Path, labels=("pos", "neg")) -> Path:
+    """The archive's reviews of these labels, extracted once (beside the data, kept for reuse)."""
+    folder = f"aclImdb-{digest[:16]}" + ("" if labels == ("pos", "neg") else "-" + "-".join(labels))
+    return next((d / folder for d in places if (d / folder).is_dir()), None) or \
+        safe_extract(archive, work / folder, labels)
+
+
+def save_cache(payload: dict, work: Path, name: str) -> Path:
+    """Write a cache file atomically (a reader never sees half of one)."""
+    work.mkdir(parents=True, exist_ok=True)  # the reviews may have come from a read-only home
+    cache, tmp = work / name, work / f".{name}.{os.getpid()}.tmp"
+    torch.save(payload, tmp)
+    os.replace(tmp, cache)
+    return cache
+
+
+def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int = 500,
+            padding: str = "pre", truncating: str = "pre", sha256: str | None = None) -> Encoded:
+    """Encoded IMDB reviews, from the cache when this archive and these options were seen.
+    `sha256` is for tests only: accept an archive with this checksum instead of the real ones."""
+    start = time.perf_counter()
+    if {padding, truncating} - {"pre", "post"} or vocab_size < 3 or length < 1:
+        raise DataError(f"need padding and truncating pre|post, vocab_size >= 3, length >= 1; got "
+                        f"{padding!r}, {truncating!r}, {vocab_size}, {length}")
+    archive, places, work = locate(source, data_dir, sha256)
     digest = verify(archive, sha256)
     fp = fingerprint(digest, vocab_size, length, padding, truncating)
     name = f"imdb-{vocab_size}-{length}-{padding}-{truncating}-{fp}.pt"
@@ -286,18 +311,14 @@ def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int 
         payload = (place / name).is_file() and _load_cache(place / name, fp)
         if payload:
             return done(payload, place / name, True)
-    tick, folder = time.perf_counter(), f"aclImdb-{digest[:16]}"  # kept: other options re-encode from it
-    root = next((d / folder for d in places if (d / folder).is_dir()), None) or safe_extract(archive, work / folder)
+    tick = time.perf_counter()
+    root = extracted(archive, digest, places, work)  # kept: other options re-encode from it
     payload = _encode_all(root, vocab_size, length, padding, truncating)
     payload["stats"] |= {"extract_seconds": time.perf_counter() - tick - payload["stats"]["encode_seconds"],
                          "sha256": digest, "archive_kind": ACCEPTED_SHA256.get(digest, "test override"),
                          "vocab_size": vocab_size, "length": length, "padding": padding, "truncating": truncating}
     payload["fingerprint"] = fp
-    work.mkdir(parents=True, exist_ok=True)  # the reviews may have come from a read-only `home`
-    cache, tmp = work / name, work / f".{name}.{os.getpid()}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, cache)  # atomic: a reader never sees half a cache file
-    return done(payload, cache, False)
+    return done(payload, save_cache(payload, work, name), False)
 
 
 def summary_lines(enc: Encoded) -> list[str]:

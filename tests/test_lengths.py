@@ -134,7 +134,8 @@ def test_model_features_do_not_depend_on_the_padding_side(name):
     a bidirectional model's backward half ends at each review's first word."""
     from tasks.imdb import masked_batch
 
-    task = type("Tokens", (), {"vocab_size": 50, "input_size": None, "output_size": 1, "per_step": False})()
+    task = type("Tokens", (), {"vocab_size": 50, "input_size": None, "output_size": 1, "per_step": False,
+                               "make_head": lambda self, n: torch.nn.Linear(n, 1)})()
     config = ModelConfig(variant=name, hidden_size=H, bidirectional=True, embedding_dim=X)
     torch.manual_seed(0)
     model = SequenceModel(config, variants.get(name).Options(), task).eval()

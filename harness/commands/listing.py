@@ -51,10 +51,15 @@ def catalogue() -> dict:
         cls = tasks.get(name)
         task = optional(cls, None)
         made = task is not None and not isinstance(task, str)
+        if made and getattr(cls, "baseline_from_data", False):  # listing never loads a dataset
+            made = False
+            task_note = "computed from the data"
+        else:
+            task_note = "not declared"
         out["tasks"][name] = {
             "summary": summary_of(cls), "primary_metric": getattr(cls, "primary_metric", ""),
-            "baseline": optional(task.baseline, {}) if made else {},
-            "success": str(optional(task.success, "not declared")) if made else "not declared",
+            "baseline": optional(task.baseline, {}) if made else ({} if task_note == "not declared" else task_note),
+            "success": str(optional(task.success, "not declared")) if made else task_note,
             "reference": getattr(cls, "reference", ""), "options": option_rows(cls)}
     return out
 

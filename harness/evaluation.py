@@ -1,0 +1,46 @@
+"""What a run measures on a split: the task's metrics over its validation or test set, and
+how close validation came to the task's success criterion."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from harness.model import SequenceModel
+
+
+@torch.no_grad()
+def evaluate(model: SequenceModel, task, split: str, seed: int, device) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    count, state = 0, None
+    for batch in task.eval_batches(split, seed=seed, device=device):
+        logits, final = model(batch, state=state)
+        state = final if task.stateful else None  # a stream's chunks continue one another
+        for key, values in task.metrics(logits, batch).items():
+            sums[key] = sums.get(key, 0.0) + values.sum().item()
+        count += len(batch)
+    model.train(was_training)
+    return task.summarise({key: total / count for key, total in sums.items()})
+
+
+def criterion_of(task):
+    """The task's success criterion, or None for a task that declares none (a plug-in may not)."""
+    try:
+        return task.success()
+    except NotImplementedError:
+        return None
+
+
+def progress(task, criterion, metrics: dict[str, float]) -> float:
+    """How far validation got from the memoryless baseline (0) to the criterion (1), clipped;
+    0 when the task states no baseline for the criterion's metric."""
+    try:
+        base = task.baseline().get(criterion.metric)
+    except NotImplementedError:
+        base = None
+    value = metrics[criterion.metric]
+    if base is None or base == criterion.threshold or not math.isfinite(value):
+        return 0.0
+    return min(1.0, max(0.0, (value - base) / (criterion.threshold - base)))
