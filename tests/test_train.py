@@ -133,6 +133,27 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
     assert result.metrics == reference.metrics
 
 
+def test_threads_explicit_or_automatic_and_recorded(tmp_path, monkeypatch):
+    from harness import threads
+
+    before = torch.get_num_threads()
+    try:
+        tracker = MemoryTracker()
+        result = train(tiny_spec(steps=2, train={"threads": 1}, track={"checkpoint_dir": str(tmp_path)}), tracker,
+                       progress=False)
+        assert result.threads == 1 == torch.get_num_threads()
+        assert tracker.tags["threads"] == "1" and tracker.params["train.threads"] == 1
+        monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+        torch.set_num_threads(8)
+        assert threads.automatic() == 4  # half the cores: the rest for whatever else runs
+        torch.set_num_threads(2)
+        assert threads.automatic() == 2  # never more than a caller (a sweep worker) already set
+        monkeypatch.setattr(threads, "usable_cores", lambda: 1)
+        assert threads.automatic() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 class LinearCell(Cell):
     """h_t = U h_{t-1} + x_t: gradients are powers of U^T, computable by hand."""
 
