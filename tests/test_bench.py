@@ -70,7 +70,7 @@ def test_quick_bench_uses_the_thread_count_of_a_run(quick):
     """More threads than free cores made torch.nn.LSTM (oneDNN) wait at every step: the bench
     times with what a run uses, and says so."""
     out, result = quick
-    assert result["machine"]["torch_threads"] == threads.automatic(torch.device("cpu"))
+    assert result["machine"]["torch_threads"] == threads.automatic()
     assert f"torch threads {result['machine']['torch_threads']})" in (out / "bench-cpu-quick.md").read_text()
 
 

@@ -197,7 +197,7 @@ def main(args) -> int:
     device, points, names, timing = resolve(args)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(args.threads or threads.automatic(device))
+        torch.set_num_threads(args.threads or threads.automatic())
         return run(args, device, points, names, timing)
     finally:
         torch.set_num_threads(before)
