@@ -146,6 +146,14 @@ def test_overhead_only_reports_the_fixed_cost_in_seconds_and_writes_nothing(tmp_
     assert list(tmp_path.iterdir()) == [], "the temporary MLflow store is removed"
 
 
+def test_the_recorded_command_keeps_zero_values():
+    from harness.cli import build_parser
+    from harness.commands.bench import command_line
+
+    args = build_parser("bench").parse_args(["bench", "--overhead-steps", "0", "--quick", "--length", "5"])
+    assert command_line(args) == "python -m harness bench --length 5 --overhead-steps 0 --quick"
+
+
 @pytest.mark.parametrize("args,message", [
     (["--variants", "lsmt"], "unknown variant 'lsmt'"),
     (["--length", "0"], "--length must be >= 1"),

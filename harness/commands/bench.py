@@ -105,7 +105,7 @@ def command_line(args) -> str:
     """The command as typed, rebuilt from the parsed options (works in-process as well)."""
     parts = ["python", "-m", "harness", "bench"]
     for action, value in sorted(vars(args).items()):
-        if action.startswith("_") or action == "command" or value in (None, False):
+        if action.startswith("_") or action == "command" or value is None or value is False:  # 0 is a value
             continue
         flag = "--" + action.replace("_", "-")
         if value is True:
