@@ -86,9 +86,10 @@ def study_storage(settings: Settings):
 
 
 def open_study(settings: Settings, worker: int = 0, storage=None) -> QueueStudy:
-    """Create or load the study on `storage` (default: study_storage(settings))."""
+    """Create or load the study on `storage` (default: study_storage(settings)). `worker` no
+    longer matters: draws depend on the study seed and trial numbers only (harness.sampling)."""
     check_queue_hook()
-    storage = storage or study_storage(settings)
+    storage = study_storage(settings) if storage is None else storage
     study = optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,
                                 load_if_exists=True)
     seed = settings.seed if settings.seed is not None else study.user_attrs.get("sampler_seed", 0)
