@@ -9,6 +9,8 @@ from pathlib import Path
 import markdown_it
 from jinja2 import Environment
 
+from harness.claims.base import Verdict
+
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1.5rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
@@ -54,15 +56,17 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ t
 </body></html>"""
 
 
+CSS = {Verdict.REPRODUCED: "v-good", Verdict.NOT_REPRODUCED: "v-bad", Verdict.PARTLY: "v-mixed",
+       Verdict.UNTESTABLE: "v-none"}
+
+
 def verdict_css(verdict: str) -> str:
-    v = verdict.lower()
-    if v.startswith(("reproduced", "exact match")):
-        return "v-good"
-    if v.startswith(("not reproduced", "mismatch")):
-        return "v-bad"
-    if v.startswith(("not testable", "n/a")):
+    """The badge colour of a verdict, by its value (a results folder written before verdicts
+    were typed may hold another word: shown grey, as untestable)."""
+    try:
+        return CSS[Verdict(verdict)]
+    except ValueError:
         return "v-none"
-    return "v-mixed"
 
 
 def write_dashboard(written, out: Path, results: Path) -> Path:

@@ -108,7 +108,13 @@ def horizon(runs: dict[int, list[tuple[float, bool]]], *, resamples: int = 1000,
 
     value, censored = estimate(pairs)
     rng = np.random.default_rng(seed)
-    draws = [estimate([pairs[i] for i in rng.integers(0, len(pairs), len(pairs))])[0] for _ in range(resamples)]
+    cache: dict[tuple, float] = {}  # a resample is a multiset of seeds: with 5 seeds only 126 differ
+    draws = []
+    for _ in range(resamples):
+        key = tuple(sorted(rng.integers(0, len(pairs), len(pairs)).tolist()))
+        if key not in cache:
+            cache[key] = estimate([pairs[i] for i in key])[0]
+        draws.append(cache[key])
     tail = expanded_tail(len(pairs), level)
     low, high = np.percentile(draws, [100 * tail, 100 * (1 - tail)])
     return Horizon(value, float(min(low, value)), float(max(high, value)), censored, len(seeds))

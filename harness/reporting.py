@@ -62,14 +62,8 @@ def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[
 
 
 def budget_lines(claim: Claim, budget: str) -> list[str]:
-    """The grid of this budget, written out from the same data that ran it."""
-    lines = []
-    for grid in claim.grids(budget):
-        seeds = grid.seeds or claim.seeds[budget]
-        fixed = ", ".join(f"`{k}={v}`" for k, v in grid.fixed.items())
-        axes = "; ".join(f"`{k}` in {list(v)}" for k, v in grid.axes.items())
-        lines.append(f"- **{grid.label}**: {axes}; {seeds} seed(s); fixed {fixed}")
-    return lines
+    """The experiment of this budget, written out from the same data that ran it."""
+    return claim.budget_lines(budget)
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -4,100 +4,20 @@ claim, and a run already finished with the same configuration is reused, so an i
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
-import hashlib
-import json
 import multiprocessing
 import os
-import time
 
+from harness.claim_run import Done, _init_worker, check_data, measured_fingerprint, run_one, spec_for
 from harness.claims import Claim, Planned
-from harness.spec import apply_sets, build_spec
 from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
 
-
-@dataclasses.dataclass
-class Done:
-    """One grid point's run: its outcome, or reused (a result already in the store)."""
-
-    planned: Planned
-    run_id: str | None
-    outcome: Outcome | None  # None: reused
-    metrics: dict
-    seconds: float
-
-    @property
-    def label(self) -> str:
-        return "reused" if self.outcome is None else self.outcome.value
+__all__ = ["Done", "check_data", "measured_fingerprint", "reproduce", "run_one", "spec_for"]
 
 
-def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: int = 0):
-    sets = planned.sets + [f"train.device={device}", f"track.tracking_uri={uri}",
-                           f"track.experiment={claim.experiment}", f"train.threads={threads}"]
-    return build_spec(apply_sets({}, sets)).validate()
-
-
-def measured_fingerprint(planned: Planned) -> str:
-    return hashlib.sha256(json.dumps(planned.values, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int) -> Done:
-    """One grid point, in this process or a worker process."""
-    import torch
-
-    from harness.claims import get
-    from harness.train import train
-
-    if threads:
-        torch.set_num_threads(threads)
-    claim = get(claim_name)
-    started = time.perf_counter()
-    tags = {**planned.tags, "claim_command": command}
-    tracker = open_tracker(uri, claim.experiment)
-    if not claim.trains:
-        import platform
-
-        from harness.spec import git_commit, machine_name
-
-        run_id = tracker.start(run_name=f"{claim.name}-{'-'.join(map(str, planned.values.values()))}",
-                               tags={**tags, "fingerprint": measured_fingerprint(planned), "device": "cpu",
-                                     "host": platform.node(), "machine": machine_name("cpu"),
-                                     "harness_commit": git_commit()})
-        tracker.log_params(planned.values)
-        metrics = claim.measure(planned)
-        tracker.log_metrics(metrics, 0)
-        tracker.end(Outcome.FINISHED)
-        return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
-    spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
-    result = train(spec, tracker, progress=False, tags=tags)
-    return Done(planned, result.run_id, result.outcome, result.metrics, time.perf_counter() - started)
-
-
-def check_data(claim: Claim, todo: list[Planned], *, device: str, uri: str) -> None:
-    """Draw each distinct task's first validation batch here, before any run or worker exists:
-    a data error (a missing archive, ...) stops the command with its one line, no run left."""
-    seen = set()
-    for planned in todo:
-        spec = spec_for(claim, planned, device=device, uri=uri)
-        key = (spec.task_name, json.dumps(spec.task.to_dict(), sort_keys=True, default=str))
-        if key not in seen:
-            seen.add(key)
-            next(iter(spec.build_task().eval_batches("val", seed=spec.train.seed)), None)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
-              command: str, report=print) -> list[Done]:
-    uri = resolve_uri(uri)
-    runs = open_runs(uri)  # checks the store; reading creates nothing
-    plan = claim.plan(budget, seeds)
-    outcomes: list[Done] = []
-    todo = []
+def run_plan(claim: Claim, plan: list[Planned], *, device: str, uri: str, jobs: int, threads: int,
+             command: str, report=print) -> list[Done]:
+    """Reuse or run every planned run (in `jobs` worker processes); stops at a KILLED run."""
+    runs, outcomes, todo = open_runs(uri), [], []
     for planned in plan:
         fingerprint = (spec_for(claim, planned, device=device, uri=uri).fingerprint() if claim.trains
                        else measured_fingerprint(planned))
@@ -106,12 +26,10 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
             outcomes.append(Done(planned, found, None, {}, 0.0))
         else:
             todo.append(planned)
-    if claim.trains:
-        check_data(claim, todo, device=device, uri=uri)
-    open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
-    report(f"{claim.name} ({budget}): {len(plan)} runs in the grid, {len(plan) - len(todo)} reused, "
-           f"{len(todo)} to run" + (f" with {jobs} jobs" if jobs > 1 else ""))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    if not plan:
+        return outcomes
+    report(f"{claim.name}: {len(plan)} runs planned, {len(plan) - len(todo)} reused, {len(todo)} to run"
+           + (f" with {jobs} jobs" if jobs > 1 else ""))
     done = len(plan) - len(todo)
 
     def show(outcome: Done) -> None:
@@ -124,7 +42,7 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
 
     if jobs <= 1:
         for planned in todo:
-            outcome = run_one(claim.name, planned, device, uri, command, 0)
+            outcome = run_one(claim.name, planned, device, uri, command, threads, cells=claim.cells)
             outcomes.append(outcome)
             show(outcome)
             if outcome.outcome == Outcome.KILLED:
@@ -133,9 +51,35 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
                                                 initargs=(threads,)) as pool:
-        futures = [pool.submit(run_one, claim.name, p, device, uri, command, threads) for p in todo]
+        futures = [pool.submit(run_one, claim.name, p, device, uri, command, threads, claim.cells) for p in todo]
         for future in concurrent.futures.as_completed(futures):
             outcome = future.result()
             outcomes.append(outcome)
             show(outcome)
+    return outcomes
+
+
+def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
+              command: str, report=print) -> list[Done]:
+    """Every run of the claim's budget: static grids, then tuning studies, the grids they tune,
+    and the lag ladders (harness/stages.py). Finished runs are reused."""
+    uri = resolve_uri(uri)
+    open_runs(uri)  # checks the store; reading creates nothing
+    plan = claim.plan(budget, seeds)
+    staged = ([Planned(t.values(c), {}) for t in claim.tunings(budget) for c in t.cells[:1]]
+              + [Planned(lad.values(c, lad.lags[0], 0), {}) for lad in claim.ladders(budget) for c in lad.cells[:1]])
+    if claim.trains:
+        check_data(claim, plan + staged, device=device, uri=uri)
+    open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    outcomes = run_plan(claim, plan, device=device, uri=uri, jobs=jobs, threads=threads, command=command,
+                        report=report)
+    if any(o.outcome == Outcome.KILLED for o in outcomes):
+        return outcomes
+    if claim.tunings(budget) or claim.ladders(budget):
+        from harness.stages import run_stages
+
+        report(f"{claim.name} ({budget}): tuning studies, the grids they tune and the lag ladders")
+        outcomes += run_stages(claim, budget, seeds=seeds, device=device, uri=uri, jobs=jobs, threads=threads,
+                               command=command, report=report, run_plan=run_plan)
     return outcomes

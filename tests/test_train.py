@@ -249,3 +249,33 @@ def test_keras_recipe_layers_and_optimizer_follow_keras_defaults():
     assert (group["alpha"], group["eps"], group["lr"]) == (0.9, 1e-7, 1e-3)
     default = make_optimizer(build_spec({"train": {"optimizer": "rmsprop"}}).train, model.parameters())
     assert (default.param_groups[0]["alpha"], default.param_groups[0]["eps"]) == (0.99, 1e-8)
+
+
+def test_train_until_solved_stops_at_the_first_evaluation_that_meets_the_criterion(tmp_path):
+    """A run stops at the first evaluation whose validation accuracy reaches recall's 99%, not
+    before (every earlier evaluation is below it) and not after; without the option the same
+    run goes on to its budget and records the same steps_to_solve."""
+    base = dict(task_options={"length": 2}, model={"hidden_size": 16},
+                train={"steps": 600, "eval_every": 10, "lr": 0.02, "batch_size": 32},
+                track={"checkpoint_dir": str(tmp_path), "probe": False, "gate_stats": False})
+    tracker = MemoryTracker()
+    stopped = train(tiny_spec("gru", **{**base, "train": {**base["train"], "stop_when_solved": True}}), tracker,
+                    progress=False)
+    history = tracker.history("val_accuracy")
+    first = next(step for step, value in history if value >= 0.99)
+    assert stopped.steps == first < 600 and history[-1][0] == first
+    assert all(value < 0.99 for step, value in history if step < first)
+    assert stopped.metrics["solved"] == 1.0 and stopped.metrics["steps_to_solve"] == first
+    assert stopped.metrics["sequences_to_solve"] == first * 32 and stopped.metrics["solve_cost"] == first
+    assert tracker.tags["stopped_when_solved_at"] == str(first)
+    full = train(tiny_spec("gru", **base), MemoryTracker(), progress=False)
+    assert full.steps == 600 and full.metrics["steps_to_solve"] == first
+
+
+def test_an_unsolved_run_costs_more_than_any_solved_one(tmp_path):
+    spec = tiny_spec("gru", task_options={"length": 2}, train={"steps": 40, "eval_every": 10, "lr": 0.0,
+                                                               "stop_when_solved": True},
+                     track={"checkpoint_dir": str(tmp_path), "probe": False, "gate_stats": False})
+    result = train(spec, MemoryTracker(), progress=False)
+    assert result.steps == 40 and result.metrics["solved"] == 0.0 and "steps_to_solve" not in result.metrics
+    assert 40 < result.metrics["solve_cost"] <= 80  # (2 - progress) x budget, progress in [0, 1]

@@ -139,12 +139,13 @@ def test_a_fast_path_declines_what_only_the_reference_defines():
 def test_auto_takes_a_declared_path_by_shape_alone(name):
     """`auto` is a rule of shapes (the same run always takes the same path), within `paths`."""
     cls = variants.get(name)
-    for batch, steps in ((1, 1), (8, 24), (64, 22), (64, 52), (64, 125), (128, 500), (256, 2000)):
-        first = cls.preferred_path(batch, steps)
-        assert first in cls.paths
-        assert cls.preferred_path(batch, steps) == first
-        rnn = variants.create(name, X, H)
-        assert rnn.resolve_path("auto", batch, steps) == first
+    for device in ("cpu", "cuda"):
+        for batch, steps in ((1, 1), (8, 24), (64, 22), (64, 52), (64, 125), (128, 500), (256, 2000)):
+            first = cls.preferred_path(batch, steps, device)
+            assert first in cls.paths
+            assert cls.preferred_path(batch, steps, device) == first
+            rnn = variants.create(name, X, H)
+            assert rnn.resolve_path("auto", batch, steps, device) == first
 
 
 @pytest.mark.gpu

@@ -55,11 +55,12 @@ def test_from_torch_refuses_what_it_cannot_represent(module, message):
 
 
 @pytest.mark.parametrize("name", ["simple_rnn", "lstm", "gru"])
-def test_fused_path_is_the_default_and_shares_parameters(name):
+def test_fused_path_shares_parameters_and_auto_follows_the_cells_rule(name):
     rnn = variants.create(name, 3, 4)
     x = torch.randn(2, 6, 3)
-    fused, _ = rnn(x)
-    assert rnn.last_path == "fused"
+    rnn(x)
+    assert rnn.last_path == variants.get(name).preferred_path(2, 6, "cpu")
+    fused, _ = rnn(x, path="fused")
     with torch.no_grad():
         for p in rnn.parameters():
             p.mul_(0.5)  # one set of parameters: both paths must see the change

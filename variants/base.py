@@ -27,9 +27,9 @@ Optional, each with its contract (the base class supplies the default):
                             final states and gradients equal the explicit path's within `tolerance`
                             [P] (rtol, atol) in float32. A path may decline an input it does not
                             support by returning None; the unroll then runs the explicit path.
-  preferred_path(B, T)      which declared path "auto" uses for a batch of B sequences of T steps;
-                            default the first declared. A rule of shapes only, never of timing, so
-                            the same run always takes the same path.
+  preferred_path(B, T, dev)  which declared path "auto" uses for B sequences of T steps on a device
+                            type ("cpu", "cuda"); default the first declared. A rule of shapes and
+                            device only, never of timing, so the same run always takes the same path.
   torch_module, load_torch_weights(...)   the torch.nn class this cell equals, and loading its weights
   search_space              per-family hyperparameter ranges for sweeps, as plain data
   gradcheck_options         options under which `torch.autograd.gradcheck` applies (e.g. a Skip RNN
@@ -162,8 +162,8 @@ class Cell(nn.Module):
         return None
 
     @classmethod
-    def preferred_path(cls, batch: int, steps: int) -> str:
-        """The path "auto" takes for B sequences of T steps (a rule of shapes, not of timing)."""
+    def preferred_path(cls, batch: int, steps: int, device: str = "cpu") -> str:
+        """The path "auto" takes for B sequences of T steps on a device type (a rule, not a timing)."""
         return cls.paths[0]
 
     @classmethod

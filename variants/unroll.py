@@ -70,11 +70,11 @@ class Recurrent(nn.Module):
     def options(self) -> CellOptions:
         return self.cells[0].options
 
-    def resolve_path(self, path: str, batch: int = 1, steps: int = 1) -> str:
-        """The declared path `path` names ("auto": the cell's preferred path for this shape)."""
+    def resolve_path(self, path: str, batch: int = 1, steps: int = 1, device: str = "cpu") -> str:
+        """The declared path `path` names ("auto": the cell's preferred path for this shape and device)."""
         available = self.cell_cls.paths
         if path == "auto":
-            return self.cell_cls.preferred_path(batch, steps)
+            return self.cell_cls.preferred_path(batch, steps, device)
         if path not in available:
             raise ValueError(f"variant {self.cell_cls.name!r} has no {path!r} path; "
                              f"available: {', '.join(available)}")
@@ -89,7 +89,7 @@ class Recurrent(nn.Module):
         """x (B, T, input_size), times (B, T), lengths (B,) -> outputs (B, T, H*D), final state.
 
         Raises ValueError for inputs of the wrong shape (naming the shapes) and unknown paths."""
-        path = self.resolve_path(path, x.shape[0], x.shape[1] if x.dim() == 3 else 1)
+        path = self.resolve_path(path, x.shape[0], x.shape[1] if x.dim() == 3 else 1, x.device.type)
         outputs, final, _ = self._run(x, state, times, lengths, path, traces=None)
         return outputs, final
 

@@ -3,12 +3,27 @@ the analysis that turns its MLflow runs into tables, figures and a computed verd
 from __future__ import annotations
 
 import dataclasses
+import enum
 import itertools
 from typing import Any, Callable, ClassVar
 
 import pandas as pd
 
+from harness.claims.plans import Ladder, Tuning
+
 BUDGETS = ("smoke", "quick", "full")
+# The cells of the mission: a claim studies these unless it pins fewer; a cell added to the
+# registry joins a claim only when asked (`reproduce CLAIM --variants ...`), never by accident.
+MISSION_CELLS = ("simple_rnn", "lstm", "gru", "peephole_lstm", "phased_lstm", "skip_lstm", "skip_gru")
+
+
+class Verdict(enum.StrEnum):
+    """What a claim's analysis concludes; computed from the runs by the rule its protocol states."""
+
+    REPRODUCED = "reproduced"
+    PARTLY = "partly reproduced"  # some of the claim's parts (or settings) hold, others do not
+    NOT_REPRODUCED = "not reproduced"
+    UNTESTABLE = "untestable"  # the runs cannot decide (missing cells, a budget that limits the answer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +35,7 @@ class Grid:
     fixed: dict[str, Any]
     axes: dict[str, tuple]
     seeds: int | None = None  # overrides the budget's seed count for this grid
+    tuned_by: str | None = None  # a Tuning whose chosen values (per model.variant) every point takes
 
     def points(self) -> list[dict[str, Any]]:
         keys = list(self.axes)
@@ -42,8 +58,8 @@ class Planned:
 class ClaimReport:
     """What an analysis produces; the report writer turns it into files and HTML."""
 
-    verdict: str  # one word or phrase computed from the data
-    verdict_detail: str  # the numbers behind it, one paragraph of Markdown
+    verdict: Verdict  # computed from the data
+    verdict_detail: str  # the explanation: the numbers behind it, one paragraph of Markdown
     tables: dict[str, pd.DataFrame]  # name -> table (CSV + Markdown)
     figures: dict[str, Any]  # name -> matplotlib figure (PNG + SVG)
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -59,21 +75,67 @@ class Claim:
     protocol: ClassVar[str]  # Markdown: how the claim is tested and how the verdict is computed
     seeds: ClassVar[dict[str, int]] = {"smoke": 1, "quick": 3, "full": 5}
     trains: ClassVar[bool] = True  # False: runs only measure (e.g. parameter counts)
+    cells: ClassVar[tuple[str, ...]] = MISSION_CELLS  # the cells the claim studies (pinned, not the registry)
+
+    def __init__(self, cells: tuple[str, ...] | None = None):
+        """`cells` replaces the claim's pinned list (reproduce/report --variants)."""
+        if cells is not None:
+            self.cells = tuple(cells)
 
     def grids(self, budget: str) -> tuple[Grid, ...]:
-        raise NotImplementedError
+        """Static grids: cartesian products of values, every point run (optional)."""
+        return ()
 
-    def plan(self, budget: str, seeds: int | None = None) -> list[Planned]:
+    def tunings(self, budget: str) -> tuple[Tuning, ...]:
+        """Tuning studies run before the ladders that use them (optional)."""
+        return ()
+
+    def ladders(self, budget: str) -> tuple[Ladder, ...]:
+        """Lag ladders, run after the tunings, each after the ladder it checks (optional)."""
+        return ()
+
+    def solved(self, metrics: dict[str, float]) -> bool:
+        """Whether a ladder run solved its lag (ladders stop on unsolved runs): the task's own
+        criterion reached on validation during training."""
+        value = metrics.get("solved", 0.0)
+        return value == value and value > 0.5  # NaN: not solved
+
+    def plan(self, budget: str, seeds: int | None = None, tuned: dict | None = None) -> list[Planned]:
+        """The grids' runs. A grid tuned by a Tuning is planned only with `tuned` (label -> cell ->
+        chosen values), after its study ran (harness/stages.py); ladders are planned as they climb."""
         out = []
         for grid in self.grids(budget):
+            if grid.tuned_by is not None and (tuned is None or grid.tuned_by not in tuned):
+                continue
             count = seeds if seeds is not None else (grid.seeds or self.seeds[budget])
             for point in grid.points():
                 label = " ".join(f"{k.split('.')[-1]}={point[k]}" for k in grid.axes)
+                chosen = (tuned or {}).get(grid.tuned_by, {}).get(point.get("model.variant"), {})
                 for seed in range(count):
-                    values = {**point, "train.seed": seed}
+                    values = {**point, **chosen, "train.seed": seed}
                     out.append(Planned(values, {"claim": self.name, "claim_budget": budget, "claim_grid": grid.label,
                                                 "claim_point": f"{label} seed={seed}"}))
         return out
+
+    def budget_lines(self, budget: str) -> list[str]:
+        """The experiment of this budget in Markdown bullets, written from the same data that runs it."""
+        lines = []
+        for grid in self.grids(budget):
+            seeds = grid.seeds or self.seeds[budget]
+            fixed = ", ".join(f"`{k}={v}`" for k, v in grid.fixed.items())
+            axes = "; ".join(f"`{k}` in {list(v)}" for k, v in grid.axes.items())
+            lines.append(f"- **{grid.label}**: {axes}; {seeds} seed(s); fixed {fixed}")
+        for t in self.tunings(budget):
+            lines.append(f"- **{t.label}** (tuning): {t.trials} trials per cell of {', '.join(t.cells)} over "
+                         f"{dict(t.space)}, minimising `{t.metric}`; fixed "
+                         + ", ".join(f"`{k}={v}`" for k, v in t.fixed.items()))
+        for lad in self.ladders(budget):
+            what = (f"the first {lad.seeds} seeds of {lad.budget_of} with {lad.factor} x its step budget"
+                    if lad.budget_of else f"{lad.seeds} seeds per cell")
+            lines.append(f"- **{lad.label}** (ladder): `{lad.lag_key}` in {list(lad.lags)}, stopping after "
+                         f"{lad.stop_after} unsolved in a row; {what}; fixed "
+                         + ", ".join(f"`{k}={v}`" for k, v in lad.fixed.items()))
+        return lines
 
     def measure(self, planned: Planned) -> dict[str, float]:
         """For claims that do not train: the metrics of one planned point."""

@@ -1,70 +1,101 @@
-"""Figures of the horizon claim: accuracy vs lag, measured horizons, gradient flow."""
+"""Figures of the horizon claim: probability of solving against lag with the fitted curve and
+the 50% point, horizons against the claim, steps to solve against lag, gradient flow."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from harness.plotting import band, color, grid_of_axes, plt
+from harness.plotting import color, grid_of_axes, plt
 
 
-def accuracy_vs_lag(by_lag: pd.DataFrame, frame: pd.DataFrame):
-    grids = list(dict.fromkeys(by_lag["grid"]))
-    fig, axes = grid_of_axes(len(grids))
-    for ax, grid in zip(axes, grids):
-        part = by_lag[by_lag["grid"] == grid]
-        for i, (variant, p) in enumerate(part.groupby("variant")):
-            p = p.sort_values("length")
-            band(ax, p["length"], p["accuracy"], p["ci_low"].clip(0, 1), p["ci_high"].clip(0, 1), variant,
-                 color(variant, i))
-        chance = part["chance"].iloc[0]
-        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-        ax.axhline(chance + 0.95 * (1 - chance), color="grey", ls="--", lw=1, label="solved")
+def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.Figure":
+    cells = list(table["variant"])
+    fig, axes = grid_of_axes(len(cells), ncols=4, size=(3.6, 3.0))
+    for i, (ax, cell) in enumerate(zip(axes, cells)):
+        part = frame[(frame.variant == cell) & (frame.ladder == "main")]
+        row = table[table.variant == cell].iloc[0]
+        observed = part.groupby("lag")["solved"].agg(["mean", "size"]).reset_index()
+        ax.scatter(observed["lag"], observed["mean"], s=12 + 8 * observed["size"], color=color(cell, i),
+                   alpha=0.8, label="fraction of seeds that solved")
+        grid = np.geomspace(part["lag"].min(), part["lag"].max(), 100)
+        curve = fitted(part, grid)
+        if curve is not None:
+            ax.plot(grid, curve, color=color(cell, i), lw=1.5, label="logistic fit")
+        ax.axvspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.15, lw=0, label="95% interval")
+        ax.axvline(row["horizon"], color="black", lw=1, ls="--", label=f"horizon {row['text']}")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        check = frame[(frame.variant == cell) & (frame.ladder == "budget-x2")]
+        if len(check):
+            again = check.groupby("lag")["solved"].mean()
+            ax.scatter(again.index, again.values, marker="x", s=25, color="black", alpha=0.7,
+                       label="re-run with 2x budget")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(part["length"].unique()), [str(v) for v in sorted(part["length"].unique())])
-        steps = frame.loc[frame["grid"] == grid, "steps"].iloc[0]
-        ax.set_title(f"{grid} ({steps} steps/run)", fontsize=10)
+        lags = sorted(set(part["lag"]))
+        ax.set_xticks(lags, [str(v) for v in lags], fontsize=7, rotation=90 if len(lags) > 8 else 0)
+        ax.minorticks_off()
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(cell, fontsize=10)
         ax.set_xlabel("lag (steps)")
-        ax.set_ylabel("test accuracy (mean, 95% CI)")
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("P(solved)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="best")  # per panel: the grids compare different variants
-    fig.suptitle("Accuracy vs lag per variant", fontsize=12)
+        ax.legend(fontsize=6, loc="best")
+    fig.suptitle("Probability of solving delayed recall against lag (main ladder)", fontsize=12)
     fig.tight_layout()
     return fig
 
 
-def horizon_bars(horizons: pd.DataFrame, claimed: dict, settings) -> "plt.Figure":
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(settings) + 1.5))
-    labels, y = [], 0
-    for setting, srnn_grid, lstm_grid in settings:
-        for variant, grid, offset in (("simple_rnn", srnn_grid, 0.18), ("lstm", lstm_grid, -0.18)):
-            row = horizons[(horizons["grid"] == grid) & (horizons["variant"] == variant)]
-            if row.empty:
+def horizon_bars(table: pd.DataFrame, claimed: dict) -> "plt.Figure":
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(table) + 1.6))
+    for y, row in enumerate(table.to_dict("records")):
+        for value, low, high, offset, alpha, label in (
+                (row["horizon"], row["ci_low"], row["ci_high"], -0.17, 0.9, "budget"),
+                (row["horizon_x2"], row["horizon_x2"], row["horizon_x2"], 0.17, 0.45, "2x budget")):
+            if not np.isfinite(value):
                 continue
-            r = row.iloc[0]
-            value = max(r["horizon"], 1)
-            ax.barh(y + offset, value, height=0.34, color=color(variant), alpha=0.85,
-                    label=variant if y == 0 else None, hatch="//" if r["censored"] else None)
-            ax.errorbar(value, y + offset, xerr=[[value - max(r["ci_low"], 1)], [max(r["ci_high"], 1) - value]],
-                        color="black", capsize=3, lw=1)
-            h = r["horizon"]
-            text = "none solved" if h == 0 else (f">= {h:g}" if r["censored"] else f"{h:g}")
-            ax.text(max(r["ci_high"], value, 1) * 1.08, y + offset, text, va="center", fontsize=7)
-        labels.append(setting)
-        y += 1
-    for variant, value in claimed.items():
-        ax.axvline(value, color=color(variant), ls="--", lw=1.2, label=f"claimed ~{value} ({variant})")
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+            ax.barh(y + offset, value, height=0.32, color=color(row["variant"], y), alpha=alpha,
+                    hatch="//" if (row["censored"] and label == "budget") else None)
+            if label == "budget":
+                ax.errorbar(value, y + offset, xerr=[[value - low], [high - value]], color="black", capsize=3, lw=1)
+                ax.text(high * 1.08, y + offset, row["text"] + (" (budget-limited)" if row["budget_limited"] else ""),
+                        va="center", fontsize=7)
+            else:
+                ax.text(value * 1.08, y + offset, f"2x budget: {row['text_x2']}", va="center", fontsize=6.5)
+    for cell, value in claimed.items():
+        ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
+    ax.set_yticks(range(len(table)), list(table["variant"]), fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("measured horizon in steps: the largest lag most seeds solve (hatched: censored)")
+    ax.set_xlabel("horizon: lag with a 50% chance of solving (95% interval; pale: doubled budget; hatched: censored)")
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title("Measured memory horizon vs the claim")
     fig.tight_layout()
     return fig
 
 
-def gradient_profiles(profiles: pd.DataFrame):
+def steps_to_solve(steps: pd.DataFrame) -> "plt.Figure":
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for i, (cell, part) in enumerate(steps.groupby("variant")):
+        part = part.dropna(subset=["median_steps_to_solve"]).sort_values("lag")
+        if part.empty:
+            continue
+        c = color(cell, i)
+        ax.plot(part["lag"], part["median_steps_to_solve"], marker="o", ms=4, color=c, label=cell)
+        ax.fill_between(part["lag"], part["q25"], part["q75"], color=c, alpha=0.15, lw=0)
+    budget = steps["step_budget"].max() if len(steps) else None
+    if budget:
+        ax.axhline(budget, color="grey", ls="--", lw=1, label=f"step budget ({budget})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("lag (steps)")
+    ax.set_ylabel("steps to solve (median of solved seeds, IQR)")
+    ax.set_title("The cost of memory: training steps until recall is solved")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_profiles(profiles: pd.DataFrame) -> "plt.Figure":
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for i, (variant, p) in enumerate(profiles.groupby("variant")):
         p = p.sort_values("distance")

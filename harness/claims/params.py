@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 import variants
-from harness.claims.base import Claim, ClaimReport, Grid, Planned
+from harness.claims.base import Claim, ClaimReport, Grid, Planned, Verdict
 from harness.claims.registry import register
 
 # Closed forms, x = input size, h = state size (one bias vector where Keras has one).
@@ -32,13 +32,13 @@ class Params(Claim):
     protocol = ("Every registered variant is built at several (input x, state h) sizes and its trainable "
                 "parameters counted; each count is compared with the closed form for that cell. The three "
                 "Keras IMDB models (Embedding(10000, 32), cell(32), Dense(1)) are built through the harness's "
-                "model and compared with Keras' model.summary totals. Verdict: exact match when every count "
-                "with a known formula equals it, else mismatch (listing the rows).")
+                "model and compared with Keras' model.summary totals. Verdict: reproduced (an exact match) when every "
+                "count with a known formula equals it, else not reproduced (listing the rows).")
     seeds = {"smoke": 1, "quick": 1, "full": 1}
     trains = False
 
     def grids(self, budget):
-        names = tuple(variants.available())
+        names = self.cells
         cells = Grid("cell", {"scope": "cell"}, {"variant": names, "size": tuple(f"{x}x{h}" for x, h in SIZES)}, seeds=1)
         model = Grid("keras-imdb-model", {"scope": "model", "size": "32x32"}, {"variant": tuple(KERAS_MODEL)}, seeds=1)
         return (cells, model)
@@ -73,9 +73,10 @@ class Params(Claim):
         table = pd.DataFrame(rows).sort_values(["scope", "variant", "x", "h"]).reset_index(drop=True)
         known = table[table["match"].notna()]
         bad = known[~known["match"].astype(bool)]
-        verdict = "exact match" if len(known) and bad.empty else "mismatch"
+        verdict = Verdict.REPRODUCED if len(known) and bad.empty else Verdict.NOT_REPRODUCED
         keras = table[(table.x == 32) & (table.h == 32)].set_index(["scope", "variant"])["measured"]
-        detail = (f"{len(known) - len(bad)} of {len(known)} counts equal their formula. At x = h = 32: "
+        detail = (f"{'Exact match: ' if verdict == Verdict.REPRODUCED else 'Mismatch: '}"
+                  f"{len(known) - len(bad)} of {len(known)} counts equal their formula. At x = h = 32: "
                   f"SimpleRNN {keras.get(('cell', 'simple_rnn'), 'n/a'):,}, LSTM {keras.get(('cell', 'lstm'), 'n/a'):,}, "
                   f"GRU {keras.get(('cell', 'gru'), 'n/a'):,}; Keras IMDB LSTM model "
                   f"{keras.get(('model', 'lstm'), 'n/a'):,}.")

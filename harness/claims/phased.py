@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from harness import stats
-from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, outcome, param
+from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, outcome, param, Verdict
 from harness.claims.registry import register
 from harness.plotting import band, color, grid_of_axes
 
@@ -26,6 +26,7 @@ def _grid(regime: str, common: dict, cells=CELLS) -> Grid:
 @register
 class Phased(Claim):
     name = "phased"
+    cells = CELLS
     title = "Phased LSTM vs LSTM on frequency discrimination"
     statement = ("Phased LSTM classifies sine waves by period more accurately than an LSTM, and the gap "
                  "grows under high-resolution and asynchronous sampling (≈ 99/89%, 99.6/52%, 98/69%).")
@@ -38,13 +39,14 @@ class Phased(Claim):
         "several seeds. Epochs to 90% = the first epoch whose validation accuracy reaches 90%. **Verdict** "
         "per regime: the Phased LSTM advantage is reproduced when the 95% Welch interval of (Phased LSTM "
         "- LSTM) test accuracy lies above 0; 'reproduced' when it is in every regime, 'not reproduced' when "
-        "in none, otherwise 'depends on sampling regime'. The paper's accuracies are listed alongside.")
+        "in none, otherwise 'partly reproduced' (it depends on the sampling regime). The paper's accuracies are "
+        "listed alongside.")
 
     def grids(self, budget):
         if budget == "smoke":
             common = {"model.hidden_size": 16, "train.batch_size": 32, "train.steps": 20, "train.eval_every": 10,
                       "task.val_size": 256, "task.test_size": 256, "task.length": 40, "track.probe_points": 1}
-            return tuple(_grid(r, common) for r in REGIMES)
+            return tuple(_grid(r, common, self.cells) for r in REGIMES)
         batch, quick = 32, budget == "quick"
         epochs = 5 if quick else 70
         # quick: waves of at most 60 ms (high_res: 600 steps, not 1,250) to fit a CPU budget
@@ -53,7 +55,7 @@ class Phased(Claim):
                   "train.lr": 1e-3, "train.steps": epochs * EPOCH // batch, "train.eval_every": EPOCH // batch,
                   "task.val_size": 512, "task.test_size": 2048 if budget == "quick" else 4096,
                   "track.probe_points": 2}
-        return tuple(_grid(r, common) for r in REGIMES)
+        return tuple(_grid(r, common, self.cells) for r in REGIMES)
 
     def analyse(self, runs, context):
         frame = pd.DataFrame({"run_id": runs["run_id"], "regime": param(runs, "task.sampling"),
@@ -82,8 +84,8 @@ class Phased(Claim):
                                 "paper gap": paper, "advantage": "yes" if lo > 0 else "no"})
         gaps = pd.DataFrame(regimes)
         yes = int((gaps["advantage"] == "yes").sum()) if len(gaps) else 0
-        verdict = ("not testable" if gaps.empty else "reproduced" if yes == len(gaps) else
-                   "not reproduced" if yes == 0 else "depends on sampling regime")
+        verdict = (Verdict.UNTESTABLE if gaps.empty else Verdict.REPRODUCED if yes == len(gaps) else
+                   Verdict.NOT_REPRODUCED if yes == 0 else Verdict.PARTLY)
         detail = "; ".join(f"{g['regime']}: Phased LSTM - LSTM test accuracy = "
                            f"{stats.fmt_interval(g['phased - lstm'], g['ci_low'], g['ci_high'])} "
                            f"(paper {g['paper gap']:+.2f})" for g in regimes)

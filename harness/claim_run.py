@@ -1,0 +1,90 @@
+"""One run of a claim (a grid point, a ladder step): its spec, its execution in this process or
+a worker, and the data check that precedes any run. Used by reproduce.py and stages.py."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+
+from harness.claims import Claim, Planned
+from harness.spec import apply_sets, build_spec
+from harness.tracking import Outcome, open_tracker
+
+
+@dataclasses.dataclass
+class Done:
+    """One grid point's run: its outcome, or reused (a result already in the store)."""
+
+    planned: Planned
+    run_id: str | None
+    outcome: Outcome | None  # None: reused
+    metrics: dict
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return "reused" if self.outcome is None else self.outcome.value
+
+
+def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: int = 0):
+    sets = planned.sets + [f"train.device={device}", f"track.tracking_uri={uri}",
+                           f"track.experiment={claim.experiment}", f"train.threads={threads}"]
+    return build_spec(apply_sets({}, sets)).validate()
+
+
+def measured_fingerprint(planned: Planned) -> str:
+    return hashlib.sha256(json.dumps(planned.values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int,
+            cells: tuple[str, ...] | None = None) -> Done:
+    """One grid point, in this process or a worker process."""
+    import torch
+
+    from harness.claims import get
+    from harness.train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    claim = get(claim_name, cells)
+    started = time.perf_counter()
+    tags = {**planned.tags, "claim_command": command}
+    tracker = open_tracker(uri, claim.experiment)
+    if not claim.trains:
+        import platform
+
+        from harness.spec import git_commit, machine_name
+
+        run_id = tracker.start(run_name=f"{claim.name}-{'-'.join(map(str, planned.values.values()))}",
+                               tags={**tags, "fingerprint": measured_fingerprint(planned), "device": "cpu",
+                                     "host": platform.node(), "machine": machine_name("cpu"),
+                                     "harness_commit": git_commit()})
+        tracker.log_params(planned.values)
+        metrics = claim.measure(planned)
+        tracker.log_metrics(metrics, 0)
+        tracker.end(Outcome.FINISHED)
+        return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
+    spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
+    result = train(spec, tracker, progress=False, tags=tags)
+    return Done(planned, result.run_id, result.outcome, result.metrics, time.perf_counter() - started)
+
+
+def check_data(claim: Claim, todo: list[Planned], *, device: str, uri: str) -> None:
+    """Draw each distinct task's first validation batch here, before any run or worker exists:
+    a data error (a missing archive, ...) stops the command with its one line, no run left."""
+    seen = set()
+    for planned in todo:
+        spec = spec_for(claim, planned, device=device, uri=uri)
+        key = (spec.task_name, json.dumps(spec.task.to_dict(), sort_keys=True, default=str))
+        if key not in seen:
+            seen.add(key)
+            next(iter(spec.build_task().eval_batches("val", seed=spec.train.seed)), None)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+

@@ -1,0 +1,198 @@
+"""Running a claim's adaptive stages (harness/claims/plans.py): tuning studies, then lag ladders.
+
+Tuning: for every cell, one Optuna study of `trials` trials (the sweep machinery of
+harness/study.py: queue, journal storage beside the store, a seeded TPE sampler in one process,
+so the study is reproducible) whose objective is a metric every run logs; the best trial's
+values are recorded as one MLflow run per cell (`claim_stage` = tuning), which the ladders and
+the report read. A ladder is one chain per (cell, seed), climbing its lags in order in one
+worker process. Every run is reused when a run with its configuration already finished, so an
+interrupted `reproduce` resumes where it stopped.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import math
+import multiprocessing
+from pathlib import Path
+from typing import Callable
+
+from harness.claims import Claim, Planned, Tuning
+from harness.device import resolve_device
+from harness.claim_run import Done, run_one, spec_for
+from harness.tracking import Outcome, local_dir, open_runs, open_tracker
+
+TUNING, LADDER = "tuning", "ladder"
+
+
+def _tags(claim: Claim, budget: str, label: str, stage: str, point: str) -> dict[str, str]:
+    return {"claim": claim.name, "claim_budget": budget, "claim_grid": label, "claim_stage": stage,
+            "claim_point": point}
+
+
+def _fingerprint(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def journal_path(uri: str) -> Path:
+    """The Optuna journal of a claim's tuning studies: beside a local store, else here."""
+    return (local_dir(uri) or Path.cwd()) / "optuna-claims.journal"
+
+
+def chosen_values(uri: str, claim: Claim, budget: str, tuning: Tuning, cell: str) -> dict | None:
+    """The values a finished tuning chose for `cell` (None: not tuned yet)."""
+    fp = tuning_fingerprint(claim, budget, tuning, cell)
+    for record in open_runs(uri).records(claim.experiment, {"fingerprint": fp}):
+        if record.outcome == Outcome.FINISHED:
+            return {key: json.loads(value) for key, value in record.params.items() if key in tuning.space}
+    return None
+
+
+def tuning_fingerprint(claim: Claim, budget: str, tuning: Tuning, cell: str) -> str:
+    return _fingerprint({"claim": claim.name, "budget": budget, "tuning": tuning.label, "cell": cell,
+                         "values": tuning.values(cell), "space": tuning.space, "trials": tuning.trials,
+                         "metric": tuning.metric, "seed": tuning.seed})
+
+
+def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str, device: str, uri: str,
+               command: str, threads: int) -> Done:
+    """One cell's tuning study, to its `trials` trials; records the chosen values as a run."""
+    import time
+
+    from harness import claims
+    from harness.commands.sweep import prepare
+    from harness.study import Settings, load, run_worker
+
+    started = time.perf_counter()
+    claim = claims.get(claim_name, cells)
+    tuning = next(t for t in claim.tunings(budget) if t.label == label)
+    planned = Planned(tuning.values(cell), _tags(claim, budget, label, TUNING, f"variant={cell}"))
+    spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
+    name = f"{claim.experiment}-{budget}-{label}-{cell}"
+    base = spec.to_dict()
+    settings = Settings(study=name, storage=str(journal_path(uri)), trials=tuning.trials, base=base,
+                        space=dict(tuning.space), directions=["minimize"], objectives=["metric"],
+                        metric=tuning.metric, sampler="tpe", pruner="none", seed=tuning.seed,
+                        tracking_uri=uri, experiment=claim.experiment)
+    prepare(settings, fail_running=True)
+    run_worker(settings, 0, progress=False, threads=threads)
+    study = load(settings.storage, name)
+    done = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
+    if not done:
+        raise RuntimeError(f"tuning study {name} finished no trial")
+    best = min(done, key=lambda t: (t.value, t.number))
+    tracker = open_tracker(uri, claim.experiment)
+    run_id = tracker.start(run_name=f"{name}-choice", tags={
+        **spec.tags(resolve_device(spec.train.device)), **planned.tags, "claim_command": command,
+        "optuna.study": name, "fingerprint": tuning_fingerprint(claim, budget, tuning, cell)})
+    tracker.log_params({key: json.dumps(best.params[key]) for key in tuning.space if key in best.params})
+    tracker.log_params({"model.variant": cell, "tuning.metric": tuning.metric, "tuning.trials": tuning.trials,
+                        "tuning.space": json.dumps(dict(tuning.space), sort_keys=True), "tuning.best_trial": best.number})
+    metrics = {"tuning_best": best.value, "tuning_trials": len(done)}
+    metrics.update({f"tuning_{k}": v for k, v in best.user_attrs.items() if isinstance(v, (int, float))})
+    tracker.log_metrics(metrics, 0)
+    tracker.end(Outcome.FINISHED)
+    return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
+
+
+def _reusable(runs, claim: Claim, fingerprint: str) -> tuple[str, dict] | None:
+    """(run id, metrics) of the newest run with this configuration that reached a result."""
+    records = [r for r in runs.records(claim.experiment, {"fingerprint": fingerprint}) if r.outcome.is_result]
+    if not records:
+        return None
+    newest = max(records, key=lambda r: r.started.timestamp() if r.started else 0.0)
+    return newest.run_id, {**newest.metrics, "outcome": newest.outcome}
+
+
+def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str, seed: int, tuned: dict,
+               carried: dict, device: str, uri: str, command: str, threads: int) -> list[Done]:
+    """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row. `carried`
+    (lag -> True) marks lags solved under the ladder this one is the budget check of."""
+    from harness import claims
+
+    claim = claims.get(claim_name, cells)
+    ladder = next(lad for lad in claim.ladders(budget) if lad.label == label)
+    runs, out, misses = open_runs(uri), [], 0
+    for lag in ladder.lags:
+        if carried.get(lag):
+            misses = 0
+            continue
+        planned = Planned(ladder.values(cell, lag, seed, tuned),
+                          _tags(claim, budget, label, LADDER, f"variant={cell} length={lag} seed={seed}"))
+        found = _reusable(runs, claim, spec_for(claim, planned, device=device, uri=uri).fingerprint())
+        done = (Done(planned, found[0], None, found[1], 0.0) if found
+                else run_one(claim_name, planned, device, uri, command, threads, cells=cells))
+        out.append(done)
+        print(f"  {label}: {planned.tags['claim_point']}: {done.label}"
+              f"{' solved' if claim.solved(done.metrics) else ' unsolved'} ({done.seconds:.1f} s)", flush=True)
+        if done.outcome == Outcome.KILLED:
+            break
+        misses = 0 if claim.solved(done.metrics) else misses + 1
+        if misses >= ladder.stop_after:
+            break
+    return out
+
+
+def solved_map(claim: Claim, done: list[Done], label: str) -> dict[tuple[str, int], dict[int, bool]]:
+    """(cell, seed) -> {lag: solved} of one ladder's runs."""
+    out: dict = {}
+    for d in done:
+        v = d.planned.values
+        if d.planned.tags["claim_grid"] == label:
+            out.setdefault((v["model.variant"], int(v["train.seed"])), {})[int(v[_lag_key(claim, label)])] = \
+                claim.solved(d.metrics)
+    return out
+
+
+def _lag_key(claim: Claim, label: str) -> str:
+    return next(lad.lag_key for budget in ("smoke", "quick", "full") for lad in claim.ladders(budget)
+                if lad.label == label)
+
+
+def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int, threads: int,
+               command: str, report: Callable[[str], None], run_plan) -> list[Done]:
+    """Every tuning, then the grids they tune (through `run_plan`, reproduce.py's runner), then
+    every ladder (a budget check after the ladder it checks)."""
+    results: list[Done] = []
+    context = multiprocessing.get_context("spawn")
+    pool = (concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None)
+
+    def gather(calls: list[tuple]) -> list:
+        if pool is None:
+            return [fn(*args) for fn, *args in calls]
+        futures = [pool.submit(fn, *args) for fn, *args in calls]
+        return [f.result() for f in concurrent.futures.as_completed(futures)]
+
+    try:
+        tuned: dict[str, dict[str, dict]] = {}
+        for tuning in claim.tunings(budget):
+            todo = [cell for cell in tuning.cells if chosen_values(uri, claim, budget, tuning, cell) is None]
+            for done in gather([(run_tuning, claim.name, claim.cells, budget, tuning.label, cell, device, uri,
+                                 command, threads) for cell in todo]):
+                results.append(done)
+                report(f"tuned {done.planned.tags['claim_point']}: {done.metrics} ({done.seconds:.1f} s)")
+            tuned[tuning.label] = {cell: chosen_values(uri, claim, budget, tuning, cell) or {}
+                                   for cell in tuning.cells}
+            report(f"{tuning.label}: chosen " + "; ".join(f"{c}: {v}" for c, v in tuned[tuning.label].items()))
+        labels = {g.label for g in claim.grids(budget) if g.tuned_by}
+        plan = [p for p in claim.plan(budget, seeds, tuned) if p.tags["claim_grid"] in labels]
+        results += run_plan(claim, plan, device=device, uri=uri, jobs=jobs, threads=threads, command=command,
+                            report=report)
+        ladders = claim.ladders(budget)
+        order = [lad for lad in ladders if lad.budget_of is None] + [lad for lad in ladders if lad.budget_of]
+        by_label: dict[str, list[Done]] = {}
+        for ladder in order:
+            base = solved_map(claim, by_label.get(ladder.budget_of, []), ladder.budget_of) if ladder.budget_of else {}
+            calls = [(run_ladder, claim.name, claim.cells, budget, ladder.label, cell, seed,
+                      tuned.get(ladder.tuned_by, {}).get(cell, {}), base.get((cell, seed), {}), device, uri, command,
+                      threads) for cell in ladder.cells for seed in range(ladder.seeds)]
+            chain_results = gather(calls)
+            by_label[ladder.label] = [d for chain in chain_results for d in chain]
+            results += by_label[ladder.label]
+            if any(d.outcome == Outcome.KILLED for d in by_label[ladder.label]):
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return results
