@@ -67,7 +67,7 @@ def test_divergence_fails_the_run_with_a_reason(tmp_path):
 def test_a_run_reports_the_path_training_used_not_the_probes(tmp_path):
     """Divergence found at a validation, after the gate statistics ran the explicit path:
     the result names the path the training steps used."""
-    spec = tiny_spec("simple_rnn", "adding", steps=30, task_options={"length": 8},
+    spec = tiny_spec("lstm", "adding", steps=30, task_options={"length": 8}, model={"path": "fused"},
                      train={"lr": 1e30, "clip": 0.0, "log_every": 1000, "eval_every": 5},
                      track={"checkpoint_dir": str(tmp_path)})
     result = train(spec, MemoryTracker(), progress=False)

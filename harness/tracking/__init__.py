@@ -20,9 +20,8 @@ from harness.tracking.store import StoreError, resolve_uri, shown
 from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
 
 __all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
-           "TrackConfig", "Tracker", "download_artifact", "ensure_experiment", "finished_run", "make_tracker",
-           "metric_history", "neutral_table", "open_runs", "open_tracker", "resolve_uri", "search_runs",
-           "set_run_state", "shown", "ui_command"]
+           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "make_tracker", "neutral_table", "open_runs",
+           "open_tracker", "resolve_uri", "set_run_state", "shown", "ui_command"]
 
 
 def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_seconds: float = 5.0) -> Tracker:
@@ -59,32 +58,9 @@ def local_dir(uri: str) -> Path | None:
     return store.local_dir(uri)
 
 
-def local_store_dir(uri: str) -> Path | None:
-    """Deprecated name of `local_dir`, kept until every caller uses a tracker's `local_dir`."""
-    return store.local_dir(uri)
-
-
 def ui_command(uri: str) -> str:
     """How to look at the store's runs in a browser."""
     if store.scheme(uri) in ("http", "https"):
         return f"open {shown(uri)} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
 
-
-# -- the same reads as functions of a URI (kept for callers that hold no reader) ------------
-def search_runs(uri: str, experiment: str, tags: dict[str, str] | None = None):
-    """The neutral run table of `experiment` (empty when it does not exist)."""
-    return MLflowRuns(uri).table(experiment, tags)
-
-
-def metric_history(uri: str, run_ids: list[str], key: str):
-    return MLflowRuns(uri).history(run_ids, key)
-
-
-def download_artifact(uri: str, run_id: str, path: str, dst: str | Path) -> Path:
-    return MLflowRuns(uri).artifact(run_id, path, dst)
-
-
-def finished_run(uri: str, experiment: str, fingerprint: str) -> str | None:
-    """A run with this config fingerprint that reached a result (finished or diverged)."""
-    return MLflowRuns(uri).find_result(experiment, fingerprint)
