@@ -42,10 +42,6 @@ def log_end(tracker: Tracker, spec, trainer) -> None:
             pd.DataFrame(trainer.probe_rows).to_csv(csv, index=False)
             tracker.log_artifact(csv)
             title = f"Gradient flow through time: {spec.variant} on {spec.task_name} (length {spec.task.length})"
-            figure = probes.profile_figure(trainer.probe_rows, title, track.probe_threshold)
-            tracker.log_figure(figure, "gradient_flow.png")
-            import matplotlib.pyplot as plt
-
-            plt.close(figure)
+            tracker.log_text(probes.profile_svg(trainer.probe_rows, title, track.probe_threshold), "gradient_flow.svg")
     if track.log_model:
         tracker.log_model(trainer.model)

@@ -95,32 +95,23 @@ def profile_rows(step: int, profile: GradientProfile) -> list[dict]:
             for k, (h, x) in enumerate(zip(profile.grad_h, profile.grad_x))]
 
 
-def profile_figure(rows: list[dict], title: str, threshold: float):
-    """Gradient norm against distance from the loss, one line per probed training step."""
-    import matplotlib
-    import matplotlib.ticker
+def profile_svg(rows: list[dict], title: str, threshold: float) -> str:
+    """Gradient norm against distance from the loss, one line per probed training step, as SVG
+    (log scale; the dashed line is `threshold` x the last probe's norm at the loss step)."""
+    from harness import svgplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    # Drawn for every run, so kept cheap: no minor grid, no mathtext (each costs ~0.1 s).
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
-    for ax, column, label in ((axes[0], "grad_h_norm", "‖∂L/∂h_t‖"), (axes[1], "grad_x_norm", "‖∂L/∂x_t‖")):
-        for step, part in frame.groupby("step"):
-            ax.plot(part["distance"], part[column].clip(lower=1e-30), label=f"step {step}")
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter())
-        ax.set_xlabel("distance from the last step (steps back in time)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="major", alpha=0.3)
-    first = frame[frame["step"] == frame["step"].max()]
-    if len(first) and first["grad_h_norm"].iloc[0] > 0:
-        axes[0].axhline(threshold * first["grad_h_norm"].iloc[0], color="grey", ls="--", lw=1,
-                        label=f"{threshold:g} × norm at the loss step")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.14, top=0.88, wspace=0.28)  # tight_layout: 0.4 s/run
-    return fig
+    steps = sorted({r["step"] for r in rows})
+    panels = []
+    for column, label in (("grad_h_norm", "‖∂L/∂h_t‖"), ("grad_x_norm", "‖∂L/∂x_t‖")):
+        series = []
+        for step in steps:
+            part = sorted((r["distance"], r[column]) for r in rows if r["step"] == step)
+            series.append((f"step {step}", [d for d, _ in part], [v for _, v in part]))
+        reference = None
+        if column == "grad_h_norm":
+            last = sorted((r["distance"], r[column]) for r in rows if r["step"] == steps[-1])
+            if last and last[0][1] > 0:
+                reference = (f"{threshold:g} × norm at the loss step", threshold * last[0][1])
+        panels.append(svgplot.panel(svgplot.W * len(panels), label, "distance from the last step (steps back)",
+                                    label, series, reference))
+    return svgplot.figure(panels, title)

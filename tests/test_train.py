@@ -34,7 +34,7 @@ def test_every_variant_trains_on_every_synthetic_task(variant, task, tmp_path):
     assert math.isfinite(result.metrics[f"test_{primary}"])
     assert "test_accuracy" in result.metrics and "gradient_horizon" in result.metrics
     assert tracker.history("train_loss"), "the training loss was logged"
-    assert {"config.toml", "model_state_dict.pt", "gradient_flow.csv", "gradient_flow.png"} <= set(tracker.artifacts)
+    assert {"config.toml", "model_state_dict.pt", "gradient_flow.csv", "gradient_flow.svg"} <= set(tracker.artifacts)
 
 
 def tasks_primary(name):
@@ -279,3 +279,17 @@ def test_an_unsolved_run_costs_more_than_any_solved_one(tmp_path):
     result = train(spec, MemoryTracker(), progress=False)
     assert result.steps == 40 and result.metrics["solved"] == 0.0 and "steps_to_solve" not in result.metrics
     assert 40 < result.metrics["solve_cost"] <= 80  # (2 - progress) x budget, progress in [0, 1]
+
+
+def test_the_gradient_flow_figure_is_well_formed_svg_with_a_line_per_probe(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    tracker = MemoryTracker()
+    train(tiny_spec("lstm", steps=9, track={"checkpoint_dir": str(tmp_path), "probe_points": 3}), tracker,
+          progress=False)
+    root = ET.fromstring(tracker.artifacts["gradient_flow.svg"])
+    lines = root.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == 2 * 3  # ‖∂L/∂h_t‖ and ‖∂L/∂x_t‖ panels, one line per probed step
+    assert all(len(line.get("points").split()) == 22 for line in lines)  # recall lag 20: 22 steps
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "step 0" in texts and any("× norm at the loss step" in (t or "") for t in texts)

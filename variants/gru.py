@@ -32,6 +32,13 @@ class GRU(Cell):
     torch_module = nn.GRU
     search_space = GATED_SEARCH_SPACE
 
+    @classmethod
+    def preferred_path(cls, batch: int, steps: int, device: str = "cpu") -> str:
+        """cuDNN's GRU on a GPU; on a CPU our fast path: oneDNN's GRU measured 0.87-0.95x the
+        explicit path's forward+backward time, the fast path 0.53-0.87x (B = 8-64, H = 16-64,
+        T = 22-228, 1 thread)."""
+        return "fused" if device == "cuda" else "fast"
+
     def __init__(self, input_size: int, hidden_size: int, options: GateOptions | None = None):
         super().__init__(input_size, hidden_size, options)
         H = hidden_size

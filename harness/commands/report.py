@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="where the claim folders go (default: results)")
     parser.add_argument("--dashboards", metavar="DIR", help="where the HTML goes (default: dashboards, or "
                         "DIR/dashboards with --out DIR); '' to skip the HTML")
+    parser.add_argument("--variants", metavar="A,B,...", help="the cells to report instead of each claim's own "
+                        "(as given to reproduce --variants)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of verdicts")
 
 
@@ -43,8 +45,11 @@ def destinations(out: str | None, dashboards: str | None) -> tuple[Path, Path | 
 def main(args) -> int:
     from harness.reporting import report_all
 
+    from harness.commands.reproduce import parse_cells
+
     names = args.claim or claims.available()
-    selected = [claims.get(name) for name in names]
+    cells = parse_cells(args.variants)
+    selected = [claims.get(name, cells) for name in names]
     out, dashboards = destinations(args.out, args.dashboards)
     written = report_all(selected, args.tracking_uri, out, dashboards, args.budget)
     if not written:

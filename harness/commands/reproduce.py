@@ -30,7 +30,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default="", metavar="URI", help="MLflow store (default ./mlflow.db)")
     parser.add_argument("--jobs", type=int, default=1, metavar="K", help="training processes in parallel")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE")
+    parser.add_argument("--variants", metavar="A,B,...", help="the cells to study instead of the claim's own "
+                        "(a claim pins its cells; a new cell joins only when named here)")
     parser.add_argument("--dry-run", action="store_true", help="list the grid without running it")
+
+
+def parse_cells(text: str | None) -> tuple[str, ...] | None:
+    """--variants a,b -> ("a", "b"), every name registered (UsageError naming the valid ones)."""
+    if text is None:
+        return None
+    import variants
+
+    cells = tuple(c.strip() for c in text.split(",") if c.strip())
+    if not cells:
+        raise UsageError("--variants needs at least one cell name")
+    for cell in cells:
+        variants.get(cell)  # an unknown name raises, listing the valid ones
+    return cells
 
 
 def main(args) -> int:
@@ -42,12 +58,14 @@ def main(args) -> int:
 
     import_plugins(args.plugin)
     names = claims.available() if args.claim == "all" else [args.claim]
-    selected = [claims.get(name) for name in names]
+    cells = parse_cells(args.variants)
+    selected = [claims.get(name, cells) for name in names]
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
     command = f"python -m harness reproduce {args.claim} --budget {args.budget}" + "".join(
         f" --{flag} {shlex.quote(str(value))}" for flag, value in
-        (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs)) if value not in (None, "auto", 1))
+        (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs), ("variants", args.variants))
+        if value not in (None, "auto", 1))
     failed = 0
     for claim in selected:
         if args.dry_run:
@@ -55,7 +73,13 @@ def main(args) -> int:
             for planned in plan:
                 if claim.trains:
                     spec_for(claim, planned, device=args.device, uri=args.tracking_uri)  # validates every point
-            print(f"{claim.name} ({args.budget}): {len(plan)} runs")
+            staged = "".join(f"; tuning {t.label}: {t.trials} trials x {len(t.cells)} cells"
+                             for t in claim.tunings(args.budget)) + "".join(
+                f"; ladder {lad.label}: {len(lad.cells)} cells x {lad.seeds} seeds up to {len(lad.lags)} lags"
+                for lad in claim.ladders(args.budget))
+            later = len(claim.plan(args.budget, args.seeds, {t.label: {} for t in claim.tunings(args.budget)})) - len(plan)
+            tuned = f"; {later} runs in grids that take the tuned values" if later else ""
+            print(f"{claim.name} ({args.budget}): {len(plan)} runs in static grids{tuned}{staged}")
             continue
         outcomes = reproduce(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
                              jobs=args.jobs, command=command, report=lambda line: print(line, flush=True))
