@@ -43,5 +43,7 @@ def log_end(tracker: Tracker, spec, trainer) -> None:
             tracker.log_artifact(csv)
             title = f"Gradient flow through time: {spec.variant} on {spec.task_name} (length {spec.task.length})"
             tracker.log_text(probes.profile_svg(trainer.probe_rows, title, track.probe_threshold), "gradient_flow.svg")
+    if trainer.context_curve is not None:
+        tracker.log_text(trainer.context_curve.to_csv(index=False), "context_curve.csv")
     if track.log_model:
         tracker.log_model(trainer.model)

@@ -67,8 +67,8 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
         return value
     if origin is tuple:
         (item,) = typing.get_args(tp)[:1]
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split() if v]
+        if isinstance(value, str):  # "1,2", "1 2", or a logged "(1, 2)" / "[1, 2]"
+            value = [v for v in value.strip().strip("()[]").replace(",", " ").split() if v]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return tuple(coerce(item, v, where) for v in value)

@@ -114,3 +114,28 @@ def effective_context(curve_frame: pd.DataFrame, *, metric: str = "loss", mode: 
     if within.empty:
         return window, True
     return int(within["distance"].iloc[0]), False
+
+
+def probe(model, task, *, window: int, count: int, seed: int, tolerance: float = TOLERANCE) -> tuple[dict, pd.DataFrame]:
+    """The ablation of a trained model on `count` seeded problems of the task's test split:
+    (metrics, curve). Metrics: context_effective (drop; d >= window when censored),
+    context_effective_censored, context_order (shuffle: how far back word order matters),
+    context_content (replace), context_full_loss and, where the task scores it, context_full_accuracy."""
+    ids, lengths, targets = task.context_problems("test", count, window, seed)
+    was_training = model.training
+    model.eval()
+    try:
+        frame = curve(lambda x, n, y: task.score_contexts(model, x, n, y), ids, lengths, targets,
+                      distances(ids.shape[1]), task.sample_words, seed=seed)
+    finally:
+        model.train(was_training)
+    metrics = {}
+    for name, mode in (("context_effective", "drop"), ("context_order", "shuffle"), ("context_content", "replace")):
+        d, censored = effective_context(frame, mode=mode, tolerance=tolerance)
+        metrics[name] = float(d)
+        metrics[f"{name}_censored"] = float(censored)
+    full = frame[frame["mode"] == "full"].set_index("metric")["value"]
+    metrics["context_full_loss"] = float(full["loss"])
+    if "accuracy" in full:
+        metrics["context_full_accuracy"] = float(full["accuracy"])
+    return metrics, frame

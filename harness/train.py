@@ -128,6 +128,7 @@ class Trainer:
         self.solved_at: int | None = None  # the first evaluation at which the criterion held on validation
         self.best_progress = 0.0  # how far toward the criterion validation got (0 = baseline, 1 = met)
         self.carry = None  # a stateful task's state, carried from one batch to the next
+        self.context_curve = None  # the context ablation's curve (track.context_probe), logged as a CSV
         self.probe_rows: list[dict] = []
         self.last_val: dict[str, float] = {}
         self.probe_at = sorted({round(i * (self.total - 1) / max(1, self.track.probe_points - 1))
@@ -302,6 +303,12 @@ class Trainer:
                 grad_h=torch.tensor([r["grad_h_norm"] for r in rows]).numpy(),
                 grad_x=torch.tensor([r["grad_x_norm"] for r in rows]).numpy())
             metrics.update(profile.summary(self.track.probe_threshold))
+        if self.track.context_probe and hasattr(self.task, "context_problems"):
+            from harness import context
+
+            found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
+                                                      count=self.track.context_problems, seed=self.cfg.seed)
+            metrics.update(found)
         self.tracker.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val_")}, self.step)
         return metrics
 

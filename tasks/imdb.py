@@ -64,6 +64,7 @@ class Imdb(Task):
         self.encoded: imdb_data.Encoded | None = None
         self._splits: dict[str, tuple[Tensor, Tensor]] | None = None
         self._order: tuple[tuple[int, int], Tensor] | None = None  # the current epoch's permutation
+        self._unigram: Tensor | None = None
 
     @property
     def max_length(self) -> int:
@@ -153,6 +154,45 @@ class Imdb(Task):
                          "Keras recipe (Chollet 2017, §6.2, maxlen 500): LSTM(32) reaches about 0.88-0.89 "
                          "validation accuracy, SimpleRNN(32) about 0.84-0.85")
 
+
+    # -- context ablation (harness/context.py) -------------------------------------------------
+    def context_problems(self, split: str, count: int, window: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+        """`count` seeded reviews of the split: each one's last min(words, window) words, first in
+        the row (ids (N, W), lengths (N,)), and its label (N,)."""
+        x, y = self.splits()[split]
+        pick = torch.randperm(len(y), generator=generator(seed, f"imdb-context-{split}", 0))[:count]
+        words = masked_batch(x[pick].long(), y[pick])
+        W = min(window, words.x.shape[1])
+        start = (words.lengths - W).clamp(min=0).unsqueeze(1)  # keep the last W words
+        pos = torch.arange(W).unsqueeze(0)
+        lengths = words.lengths.clamp(max=W)
+        ids = words.x.gather(1, (start + pos).clamp(max=words.x.shape[1] - 1))
+        return torch.where(pos < lengths.unsqueeze(1), ids, imdb_data.PAD), lengths, y[pick]
+
+    def score_contexts(self, model, ids: Tensor, lengths: Tensor, targets: Tensor) -> dict[str, Tensor]:
+        """Per review: the loss (nats) and accuracy of the classifier reading these words, laid
+        out as the task feeds it (with lengths, or pre-padded to `length` as the Keras recipe)."""
+        device = next(model.parameters()).device
+        if self.options.mask_padding:
+            batch = Batch(ids, targets, lengths=lengths)
+        else:
+            T = self.options.length
+            pos = torch.arange(T).unsqueeze(0)
+            offset = (T - lengths).unsqueeze(1)  # words end at T
+            index = (pos - offset).clamp(min=0, max=ids.shape[1] - 1)
+            batch = Batch(torch.where(pos >= offset, ids.gather(1, index), imdb_data.PAD), targets)
+        logits, _ = model(batch.to(device))
+        metrics = self.metrics(logits, batch.to(device))
+        return {"loss": metrics["cross_entropy"], "accuracy": metrics["accuracy"]}
+
+    def sample_words(self, gen: torch.Generator, n: int) -> Tensor:
+        """n words drawn from the training reviews' word frequencies (padding excluded)."""
+        if self._unigram is None:
+            train = self.splits()["train"][0].long().flatten()
+            counts = torch.bincount(train, minlength=self.vocab_size).double()
+            counts[imdb_data.PAD] = 0
+            self._unigram = counts / counts.sum()
+        return torch.multinomial(self._unigram.float(), n, replacement=True, generator=gen)
 
 def masked_batch(ids: Tensor, labels: Tensor) -> Batch:
     """Reviews padded on either side -> (words first, then padding; lengths (B,))."""

@@ -12,7 +12,6 @@ import pytest
 from helpers import ROOT, run_cli
 
 import tasks
-import variants
 from harness import claims
 from harness.claims import BUDGETS
 from harness.claims.horizon import Horizon
@@ -157,7 +156,8 @@ def smoke_results(tmp_path_factory):
 def test_smoke_reproduce_and_report_end_to_end(smoke_results):
     work, first, again, verdicts = smoke_results
     assert sorted(verdicts) == claims.available()
-    assert "0 to run" in again.stdout and "reused" in again.stdout, "a second reproduce reuses every run"
+    assert "reused" in again.stdout and ": finished" not in again.stdout and "tuned " not in again.stdout, \
+        "a second reproduce reuses every run and every tuning choice"
     for name, summary in verdicts.items():
         folder = work / "results" / name
         written = json.loads((folder / "summary.json").read_text())
@@ -168,12 +168,15 @@ def test_smoke_reproduce_and_report_end_to_end(smoke_results):
         assert list(folder.glob("*.csv")) and list(folder.glob("*.md")) and list(folder.glob("*.png"))
         assert len(list(folder.glob("*.png"))) == len(list(folder.glob("*.svg")))
     horizon = pd.read_csv(work / "results" / "horizon" / "accuracy_by_lag.csv")
-    assert set(horizon[horizon["grid"] == "recall-noise"]["variant"]) == set(variants.available())
+    assert set(horizon[horizon["ladder"] == "main"]["variant"]) == set(claims.get("horizon").cells)
+    assert set(pd.read_csv(work / "results" / "horizon" / "tuning.csv")["variant"]) == set(claims.get("horizon").cells)
     imdb = pd.read_csv(work / "results" / "imdb" / "accuracy.csv")
-    assert set(variants.available()) | {"lstm (bidirectional)"} == set(imdb["variant"])
+    assert set(claims.get("imdb").cells) | {"lstm (bidirectional)"} == set(imdb["variant"])
     params = pd.read_csv(work / "results" / "params" / "parameter_counts.csv")
-    assert set(params["variant"]) == set(variants.available())
-    assert verdicts["params"]["verdict"] == "exact match"
+    assert set(params["variant"]) == set(claims.get("params").cells)
+    assert verdicts["params"]["verdict"] == "reproduced"
+    context = pd.read_csv(work / "results" / "context" / "effective_context.csv")
+    assert set(context["variant"]) == set(claims.get("context").cells) and (context["lm_effective"] >= 1).all()
     assert (work / "dashboards" / "index.html").exists()
 
 

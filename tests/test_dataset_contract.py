@@ -80,3 +80,29 @@ def test_a_missing_archive_is_one_data_error_naming_the_option(name, tmp_path):
     task = tasks.create(name, source=str(tmp_path / "nope.tar.gz"), data_dir=str(tmp_path / "d"))
     with pytest.raises(DataError, match="does not exist; check --set task.source=PATH"):
         next(task.eval_batches("val", seed=0))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("mask", [True, False])
+def test_context_problems_score_the_same_as_the_tasks_own_batches(name, mask, tmp_path):
+    """The ablation's full-context score of a problem is the model's loss on it as the task
+    feeds it; a context cut to its last d tokens is scored on those tokens only."""
+    from harness import context
+
+    extra = {"mask_padding": mask} if "mask_padding" in {f for f in tasks.get(name).Options.__dataclass_fields__} \
+        else ({} if mask else None)
+    if extra is None:
+        pytest.skip(f"{name} has no padding to mask")
+    task = make(name, tmp_path, **extra)
+    torch.manual_seed(0)
+    model = SequenceModel(ModelConfig(variant="lstm", hidden_size=8, embedding_dim=8), variants.get("lstm").Options(),
+                          task).eval()
+    ids, lengths, targets = task.context_problems("test", 6, 8, seed=0)
+    assert ids.shape[0] == 6 and (lengths <= ids.shape[1]).all() and (lengths >= 1).all()
+    scores = task.score_contexts(model, ids, lengths, targets)
+    assert scores["loss"].shape == (6,) and torch.isfinite(scores["loss"]).all()
+    metrics, curve = context.probe(model, task, window=8, count=6, seed=0)
+    full = curve[(curve["mode"] == "full") & (curve["metric"] == "loss")]["value"].item()
+    assert full == pytest.approx(scores["loss"].mean().item(), rel=1e-5)
+    assert set(curve["mode"]) == {"full", "drop", "shuffle", "replace"}
+    assert 1 <= metrics["context_effective"] <= 8 and metrics["context_full_loss"] == pytest.approx(full)

@@ -126,3 +126,23 @@ def test_context_problems_and_scores(archive, tmp_path):
     assert scores.shape == (9,) and torch.isfinite(scores).all() and (scores > 0).all()
     words = task.sample_words(torch.Generator().manual_seed(0), 1000)
     assert words.min() >= 0 and words.max() < task.vocab_size
+
+
+def test_a_run_with_the_context_probe_logs_the_curve_and_effective_context(archive, tmp_path):
+    import io
+
+    import pandas as pd
+
+    spec = build_spec({"model": {"variant": "gru", "hidden_size": 6, "embedding_dim": 4},
+                       "task": {"name": "imdb_lm", **options(archive, tmp_path)},
+                       "train": {"epochs": 1, "batch_size": 2, "device": "cpu"},
+                       "track": {"probe": False, "gate_stats": False, "checkpoint_dir": str(tmp_path / "ck"),
+                                 "context_probe": True, "context_window": 16, "context_problems": 20}})
+    tracker = MemoryTracker()
+    result = train(spec, tracker, progress=False)
+    curve = pd.read_csv(io.StringIO(tracker.artifacts["context_curve.csv"]))
+    assert set(curve["mode"]) == {"full", "drop", "shuffle", "replace"}
+    assert sorted(set(curve[curve["mode"] == "drop"]["distance"])) == [1, 2, 3, 4, 6, 8, 11]
+    for key in ("context_effective", "context_order", "context_content", "context_full_loss"):
+        assert math.isfinite(result.metrics[key]), key
+    assert 1 <= result.metrics["context_effective"] <= 16

@@ -10,7 +10,7 @@ from harness.claims.base import BUDGETS, MISSION_CELLS, Claim, ClaimReport, Cont
 from harness.claims.plans import Ladder, Tuning
 from harness.claims.registry import REGISTRY, register
 
-from harness.claims import params, horizon, imdb, phased, skip  # noqa: E402,F401  (one line per claim)
+from harness.claims import params, horizon, imdb, phased, skip, context  # noqa: E402,F401  (one line per claim)
 
 __all__ = ["BUDGETS", "MISSION_CELLS", "Claim", "ClaimReport", "Context", "Grid", "Ladder", "Planned", "Tuning",
            "Verdict", "available", "get"]

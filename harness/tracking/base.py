@@ -27,6 +27,11 @@ class TrackConfig(Options):
     probe_batch: int = option(64, "validation sequences the gradient probe and gate statistics use", min=1)
     log_model: bool = option(False, "also mlflow.pytorch.log_model (slow; fixes the input shape)")
     checkpoint_dir: str = option("", "where checkpoints go; empty = beside the MLflow store")
+    context_probe: bool = option(False, "after testing, measure how much context the model uses: its loss with "
+                                 "the context beyond d dropped, shuffled or replaced (Khandelwal et al. 2018), "
+                                 "for tasks that define context problems (imdb, imdb_lm)")
+    context_window: int = option(512, "context the ablation starts from, in tokens (a task may cap it)", min=2)
+    context_problems: int = option(500, "prediction problems the ablation scores (a seeded sample)", min=1)
 
 
 class Outcome(enum.StrEnum):

@@ -1,0 +1,120 @@
+"""Claim `context`: the "in practice" of "~100 timesteps for an LSTM, ~7 for a vanilla RNN",
+measured where the line comes from, on real text: how much context does each cell's language
+model use (Khandelwal et al. 2018), and how much of a review does each cell's classifier use?"""
+from __future__ import annotations
+
+from harness.claims import context_report as report
+from harness.claims.base import Claim, ClaimReport, Grid, Verdict
+from harness.claims.imdb import RECIPE
+from harness.claims.registry import register
+
+CLAIMED = {"simple_rnn": 7, "lstm": 100}
+FACTOR = 2.0
+KHANDELWAL = {"effective context (LSTM)": 200, "word order matters within (LSTM)": 50}
+QUICK_CELLS = ("simple_rnn", "lstm", "gru")
+
+LM = {"task.name": "imdb_lm", "task.length": 70, "model.embedding_dim": 128, "model.hidden_size": 256,
+      "train.batch_size": 32, "train.optimizer": "adam", "train.lr": 2e-3, "train.clip": 0.5,
+      "train.epochs": 1, "track.context_probe": True, "track.context_window": 512, "track.probe_points": 2,
+      "track.gate_stats": False}
+CLASSIFIER = {**RECIPE, "track.context_probe": True, "track.context_window": 500, "track.probe_points": 2}
+BUDGETS = {  # LM training tokens (the budget check: half of them), LM eval, classifier epochs, problems
+    "smoke": dict(tokens=60_000, val=5_000, test=10_000, eval_every=0, epochs=1, problems=40, window=64,
+                  classifier={"task.length": 100, "task.train_subset": 512, "task.val_size": 256,
+                              "task.test_subset": 512, "track.context_window": 100}, lm={"model.hidden_size": 32,
+                                                                                         "model.embedding_dim": 16}),
+    "quick": dict(tokens=4_000_000, val=100_000, test=500_000, eval_every=500, epochs=3, problems=400, window=512,
+                  classifier={}, lm={}),
+    "full": dict(tokens=0, val=200_000, test=0, eval_every=2000, epochs=10, problems=2000, window=512,
+                 classifier={}, lm={"train.epochs": 5}),
+}
+
+
+@register
+class Context(Claim):
+    name = "context"
+    title = "Effective context on real text: how much of its past does each cell use?"
+    statement = ("In practice an LSTM uses about 100 timesteps of context and a vanilla RNN about 7 (CS224n); "
+                 "Khandelwal et al. 2018 measured ~200 tokens for LSTM language models, word order mattering "
+                 "within ~50.")
+    sources = ("Stanford CS224n lecture slides; Khandelwal, He, Qi & Jurafsky 2018, 'Sharp Nearby, Fuzzy Far "
+               "Away: How Neural Language Models Use Context' (ACL)")
+    cells = QUICK_CELLS
+    protocol = (
+        "**Language models** (task `imdb_lm`): every cell with the same embedding (128), state (256) and "
+        "optimiser (Adam lr 2e-3, clip 0.5, batch 32 streams x 70 tokens, truncated BPTT with the state "
+        "carried across chunks, adaptive softmax over 10,000 words), trained on IMDB review text (the "
+        "training reviews less 2,000 held out; how many tokens: see Budget), tested on the test reviews. "
+        "The learning rate is the same for every cell (no cell is tuned). **Context ablation** "
+        "(Khandelwal et al. 2018) on 400 seeded test positions: the loss of the next word when the model "
+        "reads only the last d tokens (state reset d tokens back), and, over a 512-token window, when the "
+        "tokens farther than d are shuffled or replaced by words drawn from the training unigram "
+        "distribution; d on a sqrt(2) grid. **Effective context** = the smallest d whose drop-loss is within "
+        "1% of the full-window loss (the order context: the same for shuffle); per cell the geometric mean "
+        "over seeds with a 95% t-interval of log d. **Classifiers**: the Keras IMDB recipe (as claim `imdb`: "
+        "500 words, embedding 32, state 32, padding read as words), the same ablation on 1,000 test "
+        "reviews: accuracy and loss when only the last d words are kept or the words beyond d are replaced. "
+        "**Budget sensitivity**: two seeds per cell trained on half the tokens; a cell whose effective context "
+        "there lies outside its interval (by more than one grid step) is budget-limited: untestable. "
+        "**Verdict**: SimpleRNN matches '~7' when its LM effective context is within a factor of 2 (3.5-14), "
+        "LSTM matches '~100' within a factor of 2 (50-200); 'reproduced' when both match, 'not reproduced' when "
+        "neither, 'partly reproduced' when one does, 'untestable' when either is budget-limited or missing.")
+
+    def grids(self, budget):
+        b = BUDGETS[budget]
+        lm = {**LM, **b["lm"], "task.train_tokens": b["tokens"], "task.val_tokens": b["val"],
+              "task.test_tokens": b["test"], "train.eval_every": b["eval_every"],
+              "track.context_problems": b["problems"], "track.context_window": b["window"]}
+        half = {**lm, "task.train_tokens": b["tokens"] // 2 if b["tokens"] else 2_500_000}
+        classifier = {**CLASSIFIER, **b["classifier"], "train.epochs": b["epochs"],
+                      "track.context_problems": 2 * b["problems"] if budget == "smoke" else 1000}
+        cells = {"model.variant": self.cells}
+        return (Grid("lm", lm, cells), Grid("lm-half", half, cells, seeds=1 if budget == "smoke" else 2),
+                Grid("classifier", classifier, cells))
+
+    def analyse(self, runs, context):
+        frame = report.frame(runs)
+        curves = report.curves(frame, context)
+        table = report.effective_table(frame, self.cells, curves)
+        verdict_table, verdict, detail = verdict_of(table)
+        perplexity = report.perplexity_table(frame, runs)
+        figures = {"lm_ablation": report.lm_figure(curves), "effective_context": report.bars(table, CLAIMED,
+                                                                                               KHANDELWAL)}
+        if (curves["grid"] == "classifier").any():
+            figures["classifier_ablation"] = report.classifier_figure(curves)
+        return ClaimReport(verdict, detail, {
+            "verdict": verdict_table, "effective_context": table, "perplexity": perplexity,
+            "lm_curves": report.curve_table(curves, "lm"), "classifier_curves": report.curve_table(curves, "classifier"),
+            "khandelwal_2018": report.khandelwal_table(KHANDELWAL)}, figures)
+
+
+def _match(row, claimed: float) -> str:
+    if row is None or row["budget_limited"]:
+        return "untestable"
+    value, low, high = row["lm_effective"], claimed / FACTOR, claimed * FACTOR
+    if row["lm_censored"]:  # d >= window: matches only if the window is inside the claimed range
+        return "no" if value > high else "untestable"
+    return "yes" if low <= value <= high else "no"
+
+
+def verdict_of(table):
+    import pandas as pd
+
+    index = {r["variant"]: r for r in table.to_dict("records")}
+    rows, matches = [], {}
+    for cell, claimed in CLAIMED.items():
+        row = index.get(cell)
+        matches[cell] = _match(row, claimed)
+        rows.append({"variant": cell, "claimed": f"~{claimed}", "measured": "n/a" if row is None else row["lm_text"],
+                     "half the tokens": "n/a" if row is None else row["half_text"],
+                     "budget-limited": "n/a" if row is None else ("yes" if row["budget_limited"] else "no"),
+                     "matches": matches[cell]})
+    values = list(matches.values())
+    verdict = (Verdict.UNTESTABLE if "untestable" in values else Verdict.REPRODUCED if all(v == "yes" for v in values)
+               else Verdict.NOT_REPRODUCED if all(v == "no" for v in values) else Verdict.PARTLY)
+    detail = "; ".join(f"{r['variant']}: language-model effective context {r['measured']} tokens (claimed "
+                       f"{r['claimed']}; half the tokens: {r['half the tokens']}): {r['matches']}" for r in rows)
+    others = [f"{r['variant']} {r['lm_text']}" for r in table.to_dict("records") if r["variant"] not in CLAIMED]
+    detail += "." + (f" Other cells: {', '.join(others)}." if others else "")
+    detail += f" Khandelwal et al. 2018: ~{KHANDELWAL['effective context (LSTM)']} tokens for an LSTM LM."
+    return pd.DataFrame(rows), verdict, detail

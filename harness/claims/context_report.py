@@ -1,0 +1,187 @@
+"""The context claim's numbers and figures: effective contexts with intervals over seeds, the
+budget check, perplexities, and the ablation curves of the language models and classifiers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness import stats
+from harness.claims.base import metric, numeric, outcome, param, task_of
+from harness.plotting import color, plt
+
+STEP = 2 ** 0.5  # the distance grid's ratio: the finest move it resolves
+
+
+def frame(runs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "run_id": runs["run_id"], "grid": runs["claim_grid"], "variant": param(runs, "model.variant"),
+        "seed": numeric(runs, "train.seed"), "outcome": outcome(runs), "tokens": numeric(runs, "task.train_tokens")
+        if "task.train_tokens" in runs else np.nan,
+        "effective": metric(runs, "context_effective"), "censored": metric(runs, "context_effective_censored", 0.0),
+        "order": metric(runs, "context_order"), "content": metric(runs, "context_content"),
+        "perplexity": metric(runs, "test_perplexity"), "accuracy": metric(runs, "test_accuracy"),
+        "seconds": runs["seconds"]}).reset_index(drop=True)
+
+
+def curves(frame: pd.DataFrame, context) -> pd.DataFrame:
+    """Every run's ablation curve (context_curve.csv), with its run's grid, cell and seed."""
+    parts = []
+    for row in frame[frame["outcome"] == "finished"].itertuples():
+        if context is None:
+            break
+        try:
+            curve = pd.read_csv(context.artifact(row.run_id, "context_curve.csv"))
+        except Exception:  # a run without the probe's artifact: left out of the curves
+            continue
+        parts.append(curve.assign(grid=row.grid, variant=row.variant, seed=row.seed))
+    columns = ["mode", "distance", "metric", "value", "sem", "grid", "variant", "seed"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def geometric(values: pd.Series) -> tuple[float, float, float]:
+    """Geometric mean of positive values with a 95% t-interval of their logs."""
+    v = values.dropna()
+    v = v[v > 0]
+    if v.empty:
+        return math.nan, math.nan, math.nan
+    mean, low, high = stats.mean_interval(np.log(v.to_numpy(float)))
+    return math.exp(mean), math.exp(low), math.exp(high)
+
+
+def _text(mean: float, low: float, high: float, censored: int, n: int) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    head = (">= " if censored == n and n else "") + f"{mean:.0f}"
+    return head if low == high else f"{head} [{low:.0f}, {high:.0f}]"
+
+
+def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.DataFrame:
+    full = curves[curves["mode"] == "full"].groupby("grid")["distance"].max()  # the window each grid read
+    rows = []
+    for cell in cells:
+        lm = frame[(frame.grid == "lm") & (frame.variant == cell)]
+        half = frame[(frame.grid == "lm-half") & (frame.variant == cell)]
+        clf = frame[(frame.grid == "classifier") & (frame.variant == cell)]
+        if lm.empty:
+            continue
+        m, lo, hi = geometric(lm["effective"])
+        h = geometric(half["effective"])[0] if len(half) else math.nan
+        up, down = max(hi / m, STEP), max(m / lo, STEP)
+        limited = bool(math.isfinite(h) and (h > m * up or h < m / down))
+        censored = int(lm["censored"].sum())
+        om, olo, ohi = geometric(lm["order"])
+        cm, clo, chi = geometric(clf["effective"]) if len(clf) else (math.nan,) * 3
+        rows.append({"variant": cell, "lm_effective": m, "lm_low": lo, "lm_high": hi,
+                     "lm_censored": censored == len(lm), "lm_text": _text(m, lo, hi, censored, len(lm)),
+                     "order_context": om, "order_text": _text(om, olo, ohi, 0, len(lm)),
+                     "content_context": geometric(lm["content"])[0], "seeds": len(lm),
+                     "half_tokens": h, "half_text": _text(h, h, h, 0, len(half)), "budget_limited": limited,
+                     "classifier_effective": cm, "classifier_text": _text(cm, clo, chi, int(clf["censored"].sum()),
+                                                                          len(clf)),
+                     "lm_window": float(full.get("lm", math.nan)),
+                     "classifier_window": float(full.get("classifier", math.nan))})
+    return pd.DataFrame(rows)
+
+
+def perplexity_table(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    lm_runs = runs[runs["claim_grid"] == "lm"]
+    unigram = task_of(lm_runs.iloc[0]).baseline()["perplexity"] if len(lm_runs) else math.nan
+    for (grid, cell), part in frame[frame.grid.isin(["lm", "lm-half"])].groupby(["grid", "variant"]):
+        mean, lo, hi = stats.mean_interval(part["perplexity"], bounds=stats.NONNEGATIVE)
+        rows.append({"grid": grid, "variant": cell, "seeds": len(part), "training_tokens": part["tokens"].iloc[0],
+                     "test_perplexity": mean, "ci_low": lo, "ci_high": hi, "unigram_perplexity": unigram,
+                     "minutes_per_run": part["seconds"].mean() / 60})
+    for cell, part in frame[frame.grid == "classifier"].groupby("variant"):
+        mean, lo, hi = stats.mean_interval(part["accuracy"], bounds=stats.UNIT)
+        rows.append({"grid": "classifier", "variant": cell, "seeds": len(part), "test_accuracy": mean,
+                     "ci_low": lo, "ci_high": hi, "minutes_per_run": part["seconds"].mean() / 60})
+    return pd.DataFrame(rows)
+
+
+def curve_table(curves: pd.DataFrame, grid: str) -> pd.DataFrame:
+    """Mean over seeds of every (cell, mode, d, metric) of one grid's ablation curves."""
+    part = curves[curves["grid"] == grid]
+    if part.empty:
+        return pd.DataFrame(columns=["variant", "mode", "distance", "metric", "value", "seeds"])
+    return (part.groupby(["variant", "mode", "distance", "metric"])["value"].agg(["mean", "count"])
+            .reset_index().rename(columns={"mean": "value", "count": "seeds"}))
+
+
+def khandelwal_table(reference: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"measure": k, "tokens": v, "source": "Khandelwal et al. 2018 (AWD-LSTM; PTB, WikiText-2)"}
+                         for k, v in reference.items()])
+
+
+def lm_figure(curves: pd.DataFrame):
+    table = curve_table(curves, "lm")
+    table = table[table["metric"] == "loss"]
+    modes = [m for m in ("drop", "shuffle", "replace") if m in set(table["mode"])]
+    fig, axes = plt.subplots(1, max(1, len(modes)), figsize=(4.8 * max(1, len(modes)), 3.8), squeeze=False)
+    for ax, mode in zip(axes[0], modes):
+        for i, (cell, part) in enumerate(table.groupby("variant")):
+            full = part[part["mode"] == "full"]["value"].mean()
+            p = part[part["mode"] == mode].sort_values("distance")
+            ax.plot(p["distance"], 100 * (p["value"] / full - 1), marker="o", ms=3, color=color(cell, i), label=cell)
+        ax.axhline(1.0, color="grey", ls="--", lw=1, label="+1% (effective context)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_xlabel("d: tokens kept intact before the target")
+        ax.set_ylabel("loss increase over the full window (%)")
+        ax.set_title({"drop": "context cut to the last d tokens", "shuffle": "tokens beyond d shuffled",
+                      "replace": "tokens beyond d replaced"}[mode], fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("IMDB language models: how much context is used (mean over seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def classifier_figure(curves: pd.DataFrame):
+    table = curve_table(curves, "classifier")
+    table = table[table["metric"] == "accuracy"]
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), squeeze=False)
+    for ax, mode in zip(axes[0], ("drop", "replace")):
+        for i, (cell, part) in enumerate(table.groupby("variant")):
+            p = part[part["mode"] == mode].sort_values("distance")
+            ax.plot(p["distance"], p["value"], marker="o", ms=3, color=color(cell, i), label=cell)
+            full = part[part["mode"] == "full"]["value"].mean()
+            ax.axhline(full, color=color(cell, i), ls=":", lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("d: last words of the review kept intact")
+        ax.set_ylabel("test accuracy")
+        ax.set_title("only the last d words" if mode == "drop" else "words beyond d replaced", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("IMDB classifiers (Keras recipe): how much of a review is used (dotted: the whole review)")
+    fig.tight_layout()
+    return fig
+
+
+def bars(table: pd.DataFrame, claimed: dict, reference: dict):
+    fig, ax = plt.subplots(figsize=(8, 0.7 * len(table) + 1.8))
+    for y, row in enumerate(table.to_dict("records")):
+        c = color(row["variant"], y)
+        ax.barh(y - 0.2, row["lm_effective"], height=0.36, color=c, hatch="//" if row["lm_censored"] else None,
+                label="LM effective context" if y == 0 else None)
+        ax.errorbar(row["lm_effective"], y - 0.2, xerr=[[row["lm_effective"] - row["lm_low"]],
+                                                        [row["lm_high"] - row["lm_effective"]]], color="black",
+                    capsize=3, lw=1)
+        ax.text(row["lm_high"] * 1.1, y - 0.2, row["lm_text"], va="center", fontsize=7)
+        if math.isfinite(row["order_context"]):
+            ax.barh(y + 0.2, row["order_context"], height=0.36, color=c, alpha=0.4,
+                    label="word order matters within" if y == 0 else None)
+    for cell, value in claimed.items():
+        ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
+    for name, value in reference.items():
+        ax.axvline(value, color="black", ls=":", lw=1, label=f"Khandelwal 2018: {name} ~{value}")
+    ax.set_yticks(range(len(table)), list(table["variant"]), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("tokens (95% interval over seeds; hatched: the whole window, censored)")
+    ax.legend(fontsize=6.5, loc="lower right")
+    ax.set_title("Effective context of IMDB language models vs the claim")
+    fig.tight_layout()
+    return fig
