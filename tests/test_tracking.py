@@ -183,3 +183,23 @@ def test_a_postgres_store_passes_the_probe_and_a_missing_database_does_not(postg
     assert open_runs(f"{postgres}/mlflow").table("pg-probe")["run_id"].tolist() == [run_id]
     with pytest.raises(StoreError, match=r'cannot connect \(.*database "nothere" does not exist'):
         open_tracker(f"{postgres}/nothere", "x")
+
+
+def test_processes_opening_a_new_sqlite_store_at_once_do_not_collide(tmp_path):
+    """MLflow creates a SQLite store's tables when it first opens it; three `run`s starting on a
+    new store at once used to collide in that migration (a traceback, exit 1)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    args = [sys.executable, "-m", "harness", "run", "--quiet", "--tracking-uri", uri, "--set", "train.steps=4",
+            "--set", "task.val_size=64", "--set", "task.test_size=64", "--set", "track.probe=false"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-1500:] for o in outs]
+    assert not any("Traceback" in o[1] for o in outs)
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("recall").experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}

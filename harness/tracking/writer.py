@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri
+from harness.tracking.store import local_dir, resolve_uri, sqlite_path
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -37,9 +37,7 @@ class MLflowTracker(Tracker):
     @property
     def client(self):
         if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(self.uri)
+            self._client = client_for(self.uri)
         return self._client
 
     @property
@@ -143,6 +141,28 @@ class MLflowTracker(Tracker):
                 self._queue.task_done()
             if done:
                 return
+
+
+def client_for(uri: str):
+    """An MlflowClient on `uri`. Opening a SQLite store creates or upgrades its tables; two
+    processes doing that at once on a new file collide (alembic: "table _alembic_tmp_tags
+    already exists"), so for SQLite the opening is serialised by a lock file (in the temporary
+    directory, named after the store: nothing is added beside the user's files)."""
+    import hashlib
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    path = sqlite_path(uri)
+    if path is None:
+        return MlflowClient(uri)
+    from filelock import FileLock
+
+    name = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"rnn-harness-store-{name}.lock"), timeout=120):
+        client = MlflowClient(uri)
+        client._tracking_client.store  # the store (and its tables) now, under the lock
+    return client
 
 
 def _short(value: Any) -> str:
