@@ -101,14 +101,17 @@ def _adding_min_length() -> int:
     return math.ceil(field.metadata["min"])
 
 
-@pytest.mark.parametrize("T", [
-    _adding_min_length(), 10, 11, 24])
-def test_adding_hochreiter_short_lengths_are_valid_or_rejected(T):
-    try:
-        tasks.create("adding", length=T, variant="hochreiter")
-    except ValueError:
-        return  # refusing a length up front is as good as generating it correctly
+@pytest.mark.parametrize("T", [20, 21, 24])
+def test_adding_hochreiter_short_lengths_are_generated_correctly(T):
     _check_hochreiter(T)
+
+
+@pytest.mark.parametrize("T", [_adding_min_length(), 10, 11, 19])
+def test_adding_hochreiter_below_its_own_minimum_is_refused_up_front(T):
+    """X2 must fit among the first T/2 - 1 pairs after X1's ten: the variant needs T >= 20,
+    stricter than the task's general minimum; a shorter T is refused, never half-generated."""
+    with pytest.raises(ValueError, match="the hochreiter adding variant needs length >= 20"):
+        tasks.create("adding", length=T, variant="hochreiter")
 
 
 @pytest.mark.parametrize("tolerance", [0.04, 0.3])
