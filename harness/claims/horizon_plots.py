@@ -65,8 +65,13 @@ def horizon_bars(table: pd.DataFrame, claimed: dict) -> "plt.Figure":
     ax.set_yticks(range(len(table)), list(table["variant"]), fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log", base=2)
+    top = float(np.nanmax(table[["ci_high", "horizon_x2"]].to_numpy(float)))
+    ticks = [t for t in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048) if t <= 2 * top]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(right=top * 5)  # room for the labels right of the bars
     ax.set_xlabel("horizon: lag with a 50% chance of solving (95% interval; pale: doubled budget; hatched: censored)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     ax.set_title("Measured memory horizon vs the claim")
     fig.tight_layout()
     return fig
@@ -85,6 +90,9 @@ def steps_to_solve(steps: pd.DataFrame) -> "plt.Figure":
     if budget:
         ax.axhline(budget, color="grey", ls="--", lw=1, label=f"step budget ({budget})")
     ax.set_xscale("log", base=2)
+    lags = sorted(set(steps["lag"]))
+    ax.set_xticks(lags, [str(v) for v in lags], fontsize=7)
+    ax.minorticks_off()
     ax.set_yscale("log")
     ax.set_xlabel("lag (steps)")
     ax.set_ylabel("steps to solve (median of solved seeds, IQR)")

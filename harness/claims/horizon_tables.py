@@ -50,13 +50,16 @@ def doubled(main: pd.DataFrame, check: pd.DataFrame, seeds: list[int]) -> dict[i
 
 def horizons(frame: pd.DataFrame, cells) -> pd.DataFrame:
     rows = []
+    # The check's seeds are those any cell re-ran; a cell with nothing unsolved to re-run on them
+    # has the same doubled-budget ladder as its first one (every lag carried over).
+    check_seeds = sorted(set(frame[frame.ladder == CHECK]["seed"]))
     for cell in [c for c in cells if c in set(frame["variant"])]:
         main = frame[(frame.variant == cell) & (frame.ladder == MAIN)]
         check = frame[(frame.variant == cell) & (frame.ladder == CHECK)]
         if main.empty:
             continue
         h1 = horizon(ladders(main))
-        seeds = sorted(set(check["seed"]))
+        seeds = [s for s in check_seeds if s in set(main["seed"])]
         h2 = horizon(doubled(main, check, seeds)) if seeds else None
         same = horizon(ladders(main[main.seed.isin(seeds)])) if seeds else None
         # The budget's own effect: the doubled budget against the first, on the same seeds. It
