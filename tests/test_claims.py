@@ -218,3 +218,23 @@ def test_tasks_claims_use_exist():
             if "task.name" in planned.values:
                 used.add(planned.values["task.name"])
     assert used <= set(tasks.available())
+
+
+@pytest.mark.parametrize("value,censored,expected", [
+    (7, "", "yes"), (3.5, "", "yes"), (15, "", "no"), (3, "", "no"),
+    (320, ">=", "no"), (10, ">=", "yes"), (2, ">=", "untestable"),  # ">= 2" says nothing about ~7
+    (5, "<", "untestable"), (2, "<", "no"),
+])
+def test_a_value_matches_a_claim_within_a_factor_of_two(value, censored, expected):
+    from harness.claims.base import within_factor
+
+    assert within_factor(value, 7, 2.0, censored) == expected
+
+
+def test_a_claim_of_two_parts_is_reproduced_only_when_both_match():
+    from harness.claims.base import Verdict, verdict_of_matches
+
+    assert verdict_of_matches({"a": "yes", "b": "yes"}) == Verdict.REPRODUCED
+    assert verdict_of_matches({"a": "yes", "b": "no"}) == Verdict.PARTLY
+    assert verdict_of_matches({"a": "no", "b": "no"}) == Verdict.NOT_REPRODUCED
+    assert verdict_of_matches({"a": "yes", "b": "untestable"}) == Verdict.UNTESTABLE

@@ -26,6 +26,30 @@ class Verdict(enum.StrEnum):
     UNTESTABLE = "untestable"  # the runs cannot decide (missing cells, a budget that limits the answer)
 
 
+def within_factor(value: float, claimed: float, factor: float, censored: str = "") -> str:
+    """'yes', 'no' or 'untestable': whether a measured value matches a claimed one within a
+    factor. A value censored ">=" (at least) matches when it is within the upper end and cannot
+    test the claim when it is below the lower end; "<" (less than) the other way round."""
+    low, high = claimed / factor, claimed * factor
+    if censored == ">=":
+        return "untestable" if value < low else ("yes" if value <= high else "no")
+    if censored == "<":
+        return "untestable" if value > high else ("yes" if value >= low else "no")
+    return "yes" if low <= value <= high else "no"
+
+
+def verdict_of_matches(matches: dict[str, str]) -> Verdict:
+    """A claim of several parts (e.g. "~7 for a vanilla RNN, ~100 for an LSTM"): reproduced when
+    every part matches, not reproduced when none does, partly in between; untestable when any
+    part could not be tested."""
+    values = list(matches.values())
+    if not values or "untestable" in values:
+        return Verdict.UNTESTABLE
+    if all(v == "yes" for v in values):
+        return Verdict.REPRODUCED
+    return Verdict.NOT_REPRODUCED if all(v == "no" for v in values) else Verdict.PARTLY
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
     """One sub-grid: fixed config values and axes whose cartesian product (x seeds) is run.

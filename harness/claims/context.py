@@ -4,7 +4,7 @@ model use (Khandelwal et al. 2018), and how much of a review does each cell's cl
 from __future__ import annotations
 
 from harness.claims import context_report as report
-from harness.claims.base import Claim, ClaimReport, Grid, Verdict
+from harness.claims.base import Claim, ClaimReport, Grid, verdict_of_matches, within_factor
 from harness.claims.imdb import RECIPE
 from harness.claims.registry import register
 
@@ -91,10 +91,7 @@ class Context(Claim):
 def _match(row, claimed: float) -> str:
     if row is None or row["budget_limited"]:
         return "untestable"
-    value, low, high = row["lm_effective"], claimed / FACTOR, claimed * FACTOR
-    if row["lm_censored"]:  # d >= window: matches only if the window is inside the claimed range
-        return "no" if value > high else "untestable"
-    return "yes" if low <= value <= high else "no"
+    return within_factor(row["lm_effective"], claimed, FACTOR, ">=" if row["lm_censored"] else "")
 
 
 def verdict_of(table):
@@ -109,9 +106,7 @@ def verdict_of(table):
                      "half the tokens": "n/a" if row is None else row["half_text"],
                      "budget-limited": "n/a" if row is None else ("yes" if row["budget_limited"] else "no"),
                      "matches": matches[cell]})
-    values = list(matches.values())
-    verdict = (Verdict.UNTESTABLE if "untestable" in values else Verdict.REPRODUCED if all(v == "yes" for v in values)
-               else Verdict.NOT_REPRODUCED if all(v == "no" for v in values) else Verdict.PARTLY)
+    verdict = verdict_of_matches(matches)
     detail = "; ".join(f"{r['variant']}: language-model effective context {r['measured']} tokens (claimed "
                        f"{r['claimed']}; half the tokens: {r['half the tokens']}): {r['matches']}" for r in rows)
     others = [f"{r['variant']} {r['lm_text']}" for r in table.to_dict("records") if r["variant"] not in CLAIMED]

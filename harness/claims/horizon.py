@@ -12,7 +12,7 @@ import dataclasses
 
 import variants
 from harness.claims import horizon_tables as tables
-from harness.claims.base import MISSION_CELLS, Claim, ClaimReport, Verdict
+from harness.claims.base import MISSION_CELLS, Claim, ClaimReport, verdict_of_matches, within_factor
 from harness.claims.plans import Ladder, Tuning
 from harness.claims.registry import register
 
@@ -136,16 +136,9 @@ class Horizon(Claim):
 
 def _match(row, claimed: float) -> str:
     """'yes', 'no' or 'untestable' for one cell's horizon row against a claimed value."""
-    if row is None:
+    if row is None or row["budget_limited"]:
         return "untestable"
-    if row["budget_limited"]:
-        return "untestable"
-    low, high, h = claimed / FACTOR, claimed * FACTOR, row["horizon"]
-    if row["censored"] == ">=":
-        return "untestable" if h < low else ("yes" if h <= high else "no")
-    if row["censored"] == "<":
-        return "untestable" if h > high else ("yes" if h >= low else "no")
-    return "yes" if low <= h <= high else "no"
+    return within_factor(row["horizon"], claimed, FACTOR, row["censored"])
 
 
 def verdict_of(horizons):
@@ -161,15 +154,7 @@ def verdict_of(horizons):
                      "2x budget": "n/a" if row is None else row["text_x2"],
                      "budget-limited": "n/a" if row is None else ("yes" if row["budget_limited"] else "no"),
                      "matches": matches[cell]})
-    values = list(matches.values())
-    if "untestable" in values:
-        verdict = Verdict.UNTESTABLE
-    elif all(v == "yes" for v in values):
-        verdict = Verdict.REPRODUCED
-    elif all(v == "no" for v in values):
-        verdict = Verdict.NOT_REPRODUCED
-    else:
-        verdict = Verdict.PARTLY
+    verdict = verdict_of_matches(matches)
     parts = [f"{r['variant']} horizon {r['measured']} steps (claimed {r['claimed']}, 2x budget {r['2x budget']}, "
              f"budget-limited: {r['budget-limited']}): {r['matches']}" for r in rows]
     others = [f"{r['variant']} {r['text']}" for r in horizons.to_dict("records") if r["variant"] not in CLAIMED]
