@@ -128,8 +128,9 @@ def test_horizon_censoring_and_the_majority_rule_beside_the_fit():
     table = report.tables["horizons"].set_index("variant")
     assert table.loc["simple_rnn", "majority_rule"] == 10 and 10 < table.loc["simple_rnn", "horizon"] < 20
     assert table.loc["lstm", "censored"] == ">=" and table.loc["lstm", "horizon"] == 160
-    assert report.tables["verdict"].set_index("variant").loc["lstm", "measured"].startswith(">= 160")
-    assert report.verdict == "reproduced"  # >= 160 is compatible with ~100 (within a factor of 2)
+    verdict = report.tables["verdict"].set_index("variant").loc["lstm"]
+    assert verdict["measured"].startswith(">= 160") and verdict["matches"] == "untestable"
+    assert report.verdict == "untestable"  # >= 160 may be 500: longer lags must decide ~100
     steps = report.tables["steps_to_solve"].set_index(["variant", "lag"])
     assert steps.loc[("lstm", 80), "median_steps_to_solve"] == 800 and steps.loc[("lstm", 80), "solved"] == 5
 
@@ -222,7 +223,7 @@ def test_tasks_claims_use_exist():
 
 @pytest.mark.parametrize("value,censored,expected", [
     (7, "", "yes"), (3.5, "", "yes"), (15, "", "no"), (3, "", "no"),
-    (320, ">=", "no"), (10, ">=", "yes"), (2, ">=", "untestable"),  # ">= 2" says nothing about ~7
+    (320, ">=", "no"), (10, ">=", "untestable"), (2, ">=", "untestable"),  # ">= 10" may be 100: no proof of ~7
     (5, "<", "untestable"), (2, "<", "no"),
 ])
 def test_a_value_matches_a_claim_within_a_factor_of_two(value, censored, expected):

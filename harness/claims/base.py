@@ -28,13 +28,13 @@ class Verdict(enum.StrEnum):
 
 def within_factor(value: float, claimed: float, factor: float, censored: str = "") -> str:
     """'yes', 'no' or 'untestable': whether a measured value matches a claimed one within a
-    factor. A value censored ">=" (at least) matches when it is within the upper end and cannot
-    test the claim when it is below the lower end; "<" (less than) the other way round."""
+    factor. A censored value is a bound: ">= L" rules the claim out when L is above the range
+    and cannot confirm it otherwise (the value may lie beyond the range); "< U" the other way."""
     low, high = claimed / factor, claimed * factor
     if censored == ">=":
-        return "untestable" if value < low else ("yes" if value <= high else "no")
+        return "no" if value > high else "untestable"
     if censored == "<":
-        return "untestable" if value > high else ("yes" if value >= low else "no")
+        return "no" if value < low else "untestable"
     return "yes" if low <= value <= high else "no"
 
 

@@ -89,8 +89,8 @@ class Horizon(Claim):
         "a cell whose doubled-budget horizon lies outside its 95% interval is **budget-limited**: its "
         "horizon measures the budget, and it counts as untestable. **Verdict**: SimpleRNN matches '~7' when "
         "its horizon is within a factor of 2 (3.5-14) and LSTM matches '~100' within a factor of 2 (50-200); "
-        "a censored horizon >= L matches when L <= the upper end and is untestable when L is below the lower "
-        "end. 'reproduced' when both match, 'not reproduced' when neither does, 'partly reproduced' when "
+        "a censored horizon is a bound: '>= L' rules the claim out when L is above the range and is "
+        "untestable otherwise (longer lags must decide). 'reproduced' when both match, 'not reproduced' when neither does, 'partly reproduced' when "
         "one does; 'untestable' when either is budget-limited or untestable.")
 
     def budget(self, budget: str) -> Budget:
