@@ -91,7 +91,9 @@ def write_dashboard(written, out: Path, results: Path) -> Path:
         (out / file).write_text(env.from_string(PAGE).render(
             style=STYLE, title=w.claim.title, statement=w.claim.statement, sources=w.claim.sources,
             verdict=w.report.verdict, css=verdict_css(w.report.verdict),
-            detail=md.render(w.report.verdict_detail), figures=figures, protocol=md.render(w.claim.protocol),
+            detail=md.render(w.report.verdict_detail + "".join(f"\n- {n}" for n in (["", *w.report.notes]
+                                                                                     if w.report.notes else []))),
+            figures=figures, protocol=md.render(w.claim.protocol),
             budget=meta["budget"], budget_html=md.render("\n".join(w.budget_lines)),
             provenance=md.render("\n".join(provenance)), tables=tables))
     for summary in sorted(results.glob("*/summary.json")):

@@ -86,7 +86,9 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
         plt.close(figure)
         figures[name] = out / f"{name}.png"
     lines = [f"# {claim.title}", "", f"**Claim.** {claim.statement}", "", f"**Source.** {claim.sources}", "",
-             f"## Verdict: {report.verdict}", "", report.verdict_detail, "", "## Protocol", "", claim.protocol, "",
+             f"## Verdict: {report.verdict}", "", report.verdict_detail, "",
+             *[f"- {note}" for note in report.notes], *([""] if report.notes else []),
+             "## Protocol", "", claim.protocol, "",
              f"## Budget: `{meta['budget']}`", "", *budget_lines(claim, meta["budget"]), "",
              "## Provenance", "",
              f"- runs: {meta['runs']} ({meta['failed']} diverged), {meta['first']} to {meta['last']} (UTC)",
@@ -100,7 +102,6 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
         lines += [f"## Table: {name.replace('_', ' ')}", "", markdown(report.tables[name]), ""]
     for name in figures:
         lines += [f"![{name}]({name}.png)", ""]
-    lines += [f"- {note}" for note in report.notes]
     (out / "README.md").write_text("\n".join(lines))
     (out / "summary.json").write_text(json.dumps({
         "claim": claim.name, "title": claim.title, "statement": claim.statement, "verdict": report.verdict,

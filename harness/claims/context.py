@@ -82,10 +82,11 @@ class Context(Claim):
                                                                                                KHANDELWAL)}
         if (curves["grid"] == "classifier").any():
             figures["classifier_ablation"] = report.classifier_figure(curves)
+        notes = report.notes(table, perplexity)
         return ClaimReport(verdict, detail, {
             "verdict": verdict_table, "effective_context": table, "perplexity": perplexity,
             "lm_curves": report.curve_table(curves, "lm"), "classifier_curves": report.curve_table(curves, "classifier"),
-            "khandelwal_2018": report.khandelwal_table(KHANDELWAL)}, figures)
+            "khandelwal_2018": report.khandelwal_table(KHANDELWAL)}, figures, notes)
 
 
 def _match(row, claimed: float) -> str:
