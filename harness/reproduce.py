@@ -21,7 +21,9 @@ def run_plan(claim: Claim, plan: list[Planned], *, device: str, uri: str, jobs: 
     for planned in plan:
         fingerprint = (spec_for(claim, planned, device=device, uri=uri).fingerprint() if claim.trains
                        else measured_fingerprint(planned))
-        found = runs.find_result(claim.experiment, fingerprint)
+        # only a run the report counts (this claim's budget): a tuning trial of the same
+        # configuration is in the store too, but it belongs to its study, not to the grid
+        found = runs.find_result(claim.experiment, fingerprint, {"claim_budget": planned.tags["claim_budget"]})
         if found:
             outcomes.append(Done(planned, found, None, {}, 0.0))
         else:

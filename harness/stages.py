@@ -98,7 +98,8 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
 
 def _reusable(runs, claim: Claim, fingerprint: str) -> tuple[str, dict] | None:
     """(run id, metrics) of the newest run with this configuration that reached a result."""
-    records = [r for r in runs.records(claim.experiment, {"fingerprint": fingerprint}) if r.outcome.is_result]
+    records = [r for r in runs.records(claim.experiment, {"fingerprint": fingerprint, "claim_stage": LADDER})
+               if r.outcome.is_result]
     if not records:
         return None
     newest = max(records, key=lambda r: r.started.timestamp() if r.started else 0.0)
