@@ -242,22 +242,26 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
     storage, uri = f"{postgres}/optuna", f"{postgres}/mlflow"
     args = ["sweep", "--variant", "lstm", "--trials", "6", "--study", "pg-kill", "--storage", storage,
             "--tracking-uri", uri, "--experiment", "pg-kill", "--pruner", "none", "--workers", "3",
-            "--heartbeat", "1", "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, "--json"]
+            "--heartbeat", "1", "--set", "train.steps=1500", "--set", "train.eval_every=50", *TINY, "--json"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.time() + 300
     while victim is None and time.time() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         try:
             study = optuna.load_study(study_name="pg-kill", storage=storage)
         except KeyError:
             continue
-        running = [t for t in study.get_trials(states=(TrialState.RUNNING,)) if "worker" in t.user_attrs]
+        # a trial in the first half of its training: its run exists and it is far from finishing, so the
+        # kill lands mid-training whatever the machine's load (killing 'a second later' once hit the gap
+        # between two trials, where no MLflow run exists yet)
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                   if "mlflow_run_id" in t.user_attrs and t.intermediate_values
+                   and max(t.intermediate_values) <= 600]
         if running:  # the worker process that runs this trial, by the pid the trial recorded
             victim = psutil.Process(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]))
     assert victim is not None, "no worker was running a trial"
-    time.sleep(1.0)
     victim.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
