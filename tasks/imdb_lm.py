@@ -20,6 +20,7 @@ Solved: perplexity at most half the unigram's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar, Iterator
 
@@ -109,25 +110,10 @@ class ImdbLm(Task):
         """{"train", "val", "test"}: one 1-D int64 token stream each (reviews + end markers)."""
         if not self._streams:
             o = self.options
-            text = imdb_text.prepare_text(o.source or None, o.data_dir or None, vocab_size=o.vocab_size,
-                                          sha256=o.sha256 or None, unlabelled=o.unlabelled)
-            train = text.reviews("train")
-            if o.val_reviews >= len(train):
-                raise imdb_data.DataError(f"task.val_reviews={o.val_reviews} leaves no training reviews of {len(train)}")
-            order = torch.randperm(len(train), generator=generator(o.split_seed, "imdb_lm-order", 0)).tolist()
-            val = [train[i] for i in order[:o.val_reviews]]
-            rest = [train[i] for i in order[o.val_reviews:]]
-            if o.unlabelled:
-                rest += text.reviews("unsup")
-                rest = [rest[i] for i in torch.randperm(len(rest), generator=generator(
-                    o.split_seed, "imdb_lm-unsup", 0)).tolist()]
-            test = text.reviews("test")
-            test = [test[i] for i in torch.randperm(len(test), generator=generator(o.split_seed, "imdb_lm-test", 0))]
-            cut = {"train": o.train_tokens, "val": o.val_tokens, "test": o.test_tokens}
-            for split, reviews in (("train", rest), ("val", val), ("test", test)):
-                stream = torch.cat([torch.cat([r.long(), torch.zeros(1, dtype=torch.long)]) for r in reviews])
-                self._streams[split] = stream[:cut[split]] if cut[split] else stream
-            self.text = text
+            home = str(imdb_data.resolve_data_dir(o.data_dir or None))  # the key follows $HARNESS_DATA_DIR
+            self.text, self._streams = _split_streams(
+                o.source, home, o.sha256, o.vocab_size, o.unlabelled, o.split_seed, o.val_reviews,
+                o.train_tokens, o.val_tokens, o.test_tokens)
         return self._streams
 
     def layout(self, split: str, streams: int) -> Tensor:
@@ -235,3 +221,38 @@ class ImdbLm(Task):
         """n words drawn from the training unigram distribution (the replace ablation)."""
         return torch.multinomial(self.unigram().exp().float(), n, replacement=True, generator=gen)
 
+
+@functools.lru_cache(maxsize=2)  # a claim builds this task once per run: split the text once per process
+def _split_streams(source, home, sha256, vocab_size, unlabelled, split_seed, val_reviews,
+                   train_tokens, val_tokens, test_tokens) -> tuple[imdb_text.Text, dict[str, Tensor]]:
+    """The text and its train/val/test streams; read-only tensors shared by the tasks that ask."""
+    text = imdb_text.prepare_text(source or None, home, vocab_size=vocab_size,
+                                  sha256=sha256 or None, unlabelled=unlabelled)
+    train = text.reviews("train")
+    if val_reviews >= len(train):
+        raise imdb_data.DataError(f"task.val_reviews={val_reviews} leaves no training reviews of {len(train)}")
+    order = torch.randperm(len(train), generator=generator(split_seed, "imdb_lm-order", 0)).tolist()
+    val = [train[i] for i in order[:val_reviews]]
+    rest = [train[i] for i in order[val_reviews:]]
+    if unlabelled:
+        rest += text.reviews("unsup")
+        rest = [rest[i] for i in torch.randperm(len(rest), generator=generator(split_seed, "imdb_lm-unsup", 0))]
+    test = text.reviews("test")
+    test = [test[i] for i in torch.randperm(len(test), generator=generator(split_seed, "imdb_lm-test", 0))]
+    cut = {"train": train_tokens, "val": val_tokens, "test": test_tokens}
+    streams = {}
+    for split, reviews in (("train", rest), ("val", val), ("test", test)):
+        stream = _joined(reviews)
+        streams[split] = stream[:cut[split]] if cut[split] else stream
+    return text, streams
+
+
+def _joined(reviews: list[Tensor]) -> Tensor:
+    """The reviews one after another, each followed by the end marker 0: (sum of lengths + R,) int64."""
+    lengths = torch.tensor([len(r) for r in reviews], dtype=torch.long)  # (R,)
+    ends = torch.cumsum(lengths + 1, 0) - 1  # (R,) where each review's end marker goes
+    out = torch.zeros(int(lengths.sum()) + len(reviews), dtype=torch.long)
+    words = torch.ones_like(out, dtype=torch.bool)
+    words[ends] = False
+    out[words] = torch.cat(reviews).long() if reviews else out[:0]
+    return out

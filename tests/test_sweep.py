@@ -242,7 +242,7 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
     storage, uri = f"{postgres}/optuna", f"{postgres}/mlflow"
     args = ["sweep", "--variant", "lstm", "--trials", "6", "--study", "pg-kill", "--storage", storage,
             "--tracking-uri", uri, "--experiment", "pg-kill", "--pruner", "none", "--workers", "3",
-            "--heartbeat", "1", "--set", "train.steps=1500", "--set", "train.eval_every=50", *TINY, "--json"]
+            "--heartbeat", "1", "--set", "train.steps=1000", "--set", "train.eval_every=50", *TINY, "--json"]
     proc = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
@@ -258,7 +258,7 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
         # between two trials, where no MLflow run exists yet)
         running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
                    if "mlflow_run_id" in t.user_attrs and t.intermediate_values
-                   and max(t.intermediate_values) <= 600]
+                   and max(t.intermediate_values) <= 400]
         if running:  # the worker process that runs this trial, by the pid the trial recorded
             victim = psutil.Process(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]))
     assert victim is not None, "no worker was running a trial"

@@ -185,21 +185,42 @@ def test_a_postgres_store_passes_the_probe_and_a_missing_database_does_not(postg
         open_tracker(f"{postgres}/nothere", "x")
 
 
-def test_processes_opening_a_new_sqlite_store_at_once_do_not_collide(tmp_path):
-    """MLflow creates a SQLite store's tables when it first opens it; three `run`s starting on a
-    new store at once used to collide in that migration (a traceback, exit 1)."""
+_OPEN_ON_GO = """import sys
+import mlflow.store.tracking.sqlalchemy_store
+from harness.tracking.writer import client_for
+print("ready", flush=True)
+sys.stdin.readline()
+client_for(sys.argv[1]).search_experiments()
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_processes_opening_a_new_store_at_once_do_not_collide(kind, tmp_path, request):
+    """MLflow creates a store's tables when it first opens it. Processes opening a new store at
+    the same instant (sweep workers starting together) used to collide: alembic's "table
+    _alembic_tmp_tags already exists" on SQLite, a duplicate-key IntegrityError on PostgreSQL
+    (all but one failed, in every try). A barrier makes the three openings simultaneous."""
     import subprocess
     import sys
 
-    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    args = [sys.executable, "-m", "harness", "run", "--quiet", "--tracking-uri", uri, "--set", "train.steps=4",
-            "--set", "task.val_size=64", "--set", "task.test_size=64", "--set", "track.probe=false"]
-    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(3)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-1500:] for o in outs]
-    assert not any("Traceback" in o[1] for o in outs)
-    from mlflow import MlflowClient
+    if kind == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        import psycopg
 
-    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("recall").experiment_id])
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+        server = request.getfixturevalue("postgres")
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+            connection.execute("CREATE DATABASE fresh")
+        uri = f"{server}/fresh"
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_ON_GO, uri], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 3, "every process imported MLflow"
+    for p in procs:  # then all open the store together
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 3, [o[1][-1500:] for o in outs]
+    names = [e.name for e in MlflowClient(uri).search_experiments()]
+    assert names == ["Default"], "one store, created once"
+
+

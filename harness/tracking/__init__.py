@@ -12,16 +12,27 @@ tags under their own names: see harness.tracking.runs), metric histories and art
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.tracking import store
 from harness.tracking.base import MemoryTracker, Outcome, RunRecord, TrackConfig, Tracker
-from harness.tracking.runs import MLflowRuns, neutral_table
 from harness.tracking.store import StoreError, resolve_uri, shown
 from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
+
+if TYPE_CHECKING:
+    from harness.tracking.runs import MLflowRuns
 
 __all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
            "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "make_tracker", "neutral_table", "open_runs",
            "open_tracker", "resolve_uri", "set_run_state", "shown", "ui_command"]
+
+
+def __getattr__(name: str):
+    # reading runs needs pandas (0.3 s to import): loaded on first use, so `run` starts without it
+    if name in ("MLflowRuns", "neutral_table"):
+        from harness.tracking import runs
+        return getattr(runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_seconds: float = 5.0) -> Tracker:
@@ -48,6 +59,8 @@ def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
 
 def open_runs(uri: str) -> MLflowRuns:
     """Reading runs back from the store at `uri` (checked like open_tracker's)."""
+    from harness.tracking.runs import MLflowRuns
+
     resolved = resolve_uri(uri)
     store.check(resolved)
     return MLflowRuns(resolved)

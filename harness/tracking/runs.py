@@ -94,10 +94,10 @@ class MLflowRuns:
 
     @property
     def client(self):
-        if self._client is None:  # made on first use: MLflow creates a missing SQLite store
-            from mlflow import MlflowClient
+        if self._client is None:  # made on first use: MLflow creates a missing store's tables
+            from harness.tracking.writer import client_for
 
-            self._client = MlflowClient(self.uri)
+            self._client = client_for(self.uri)
         return self._client
 
     def records(self, experiment: str, tags: dict[str, str] | None = None) -> list[RunRecord]:

@@ -4,14 +4,17 @@ params and tags into `log_batch` calls, so logging never stalls the training loo
 first run starts (or `prepare()` is called): opening a tracker leaves no store behind."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import queue
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri, sqlite_path
+from harness.tracking.store import local_dir, resolve_uri, scheme, sqlite_path
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -144,25 +147,51 @@ class MLflowTracker(Tracker):
 
 
 def client_for(uri: str):
-    """An MlflowClient on `uri`. Opening a SQLite store creates or upgrades its tables; two
-    processes doing that at once on a new file collide (alembic: "table _alembic_tmp_tags
-    already exists"), so for SQLite the opening is serialised by a lock file (in the temporary
-    directory, named after the store: nothing is added beside the user's files)."""
-    import hashlib
-    import tempfile
-
+    """An MlflowClient on `uri`, its store opened. Opening a new store creates its tables, and
+    processes doing that at once collide: on SQLite alembic fails ("table _alembic_tmp_tags
+    already exists"), on PostgreSQL all but one of the sweep workers that start together on a
+    new database fail with a duplicate-key IntegrityError. So the opening is serialised: by a
+    lock file for SQLite (in the temporary directory, named after the store, nothing beside the
+    user's files), by a PostgreSQL advisory lock on the database itself (workers on different
+    machines share nothing else). Other databases are opened as they are."""
     from mlflow import MlflowClient
 
-    path = sqlite_path(uri)
-    if path is None:
-        return MlflowClient(uri)
-    from filelock import FileLock
-
-    name = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    with FileLock(str(Path(tempfile.gettempdir()) / f"rnn-harness-store-{name}.lock"), timeout=120):
+    with _opening_lock(uri):
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
     return client
+
+
+@contextlib.contextmanager
+def _opening_lock(uri: str, seconds: int = 120):
+    path = sqlite_path(uri)
+    if path is not None:
+        from filelock import FileLock
+
+        name = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+        with FileLock(str(Path(tempfile.gettempdir()) / f"rnn-harness-store-{name}.lock"), timeout=seconds):
+            yield
+    elif scheme(uri) == "postgresql":
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(uri, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:  # a session lock: released if this process dies
+                connection.exec_driver_sql(f"SET lock_timeout = '{seconds}s'")
+                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
+                try:
+                    yield
+                finally:
+                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_KEY})")
+        finally:
+            engine.dispose()
+    else:
+        yield
+
+
+# the advisory lock's key: a fixed 63-bit number of our own, the same on every machine
+_ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"rnn-harness: opening an MLflow store").digest()[:8], "big") >> 1
 
 
 def _short(value: Any) -> str:
@@ -208,9 +237,7 @@ def ensure_experiment(client, store_dir: Path | None, name: str) -> str:
 def set_run_state(uri: str, run_id: str, outcome: Outcome | str | None, tags: dict[str, str]) -> None:
     """Tag (and, given an outcome, terminate) a run that no tracker of this process holds open.
     An MLflow status is accepted for the outcome: "FAILED" records a crash."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(resolve_uri(uri))
+    client = client_for(resolve_uri(uri))
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     if outcome is not None:
