@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.dblock import opening_lock
 
 LOCK_KEY = zlib.crc32(b"rnn-harness-sweep")  # one advisory-lock id for every sweep's set-up
 
@@ -101,7 +102,9 @@ def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, creat
         if is_rdb(url):
             import optuna
 
-            with warnings.catch_warnings():  # heartbeats are "experimental": not worth a stderr line
+            # Optuna creates the tables on first use: sweep workers starting together on a new
+            # database would collide (harness.dblock)
+            with warnings.catch_warnings(), opening_lock(url, connect_args=connect_args(url)):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs={"connect_args": connect_args(url)}, heartbeat_interval=heartbeat,

@@ -42,6 +42,30 @@ def run_cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=timeout)
 
 
+def at_once(setup: str, action: str, *args, n: int = 3, timeout: int = 300) -> list[tuple[int, str]]:
+    """Run `action` (Python source) in n fresh interpreters at the same instant: each runs
+    `setup` first (the slow imports), says it is ready and waits for the word, so the actions
+    overlap however loaded the machine is. Returns [(exit code, stderr)], one per process."""
+    program = f"import sys\n{setup}\nprint('ready', flush=True)\nsys.stdin.readline()\n{action}\n"
+    procs = [subprocess.Popen([sys.executable, "-c", program, *map(str, args)], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    for p in procs:
+        p.stdout.readline()  # 'ready' (or end of file if setup failed: its stderr says why)
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    return [(p.returncode, o[1]) for p, o in zip(procs, [p.communicate(timeout=timeout) for p in procs])]
+
+
+def new_database(server: str, name: str) -> str:
+    """Create database `name` on the PostgreSQL `server` (the `postgres` fixture's URL); its URL."""
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

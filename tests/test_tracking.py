@@ -4,7 +4,7 @@ store problems turned into one line before anything is created."""
 from __future__ import annotations
 
 import pytest
-from helpers import free_port, tiny_spec
+from helpers import at_once, free_port, new_database, tiny_spec
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -185,41 +185,17 @@ def test_a_postgres_store_passes_the_probe_and_a_missing_database_does_not(postg
         open_tracker(f"{postgres}/nothere", "x")
 
 
-_OPEN_ON_GO = """import sys
-import mlflow.store.tracking.sqlalchemy_store
-from harness.tracking.writer import client_for
-print("ready", flush=True)
-sys.stdin.readline()
-client_for(sys.argv[1]).search_experiments()
-"""
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_processes_opening_a_new_store_at_once_do_not_collide(kind, tmp_path, request):
     """MLflow creates a store's tables when it first opens it. Processes opening a new store at
     the same instant (sweep workers starting together) used to collide: alembic's "table
     _alembic_tmp_tags already exists" on SQLite, a duplicate-key IntegrityError on PostgreSQL
     (all but one failed, in every try). A barrier makes the three openings simultaneous."""
-    import subprocess
-    import sys
-
-    if kind == "sqlite":
-        uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    else:
-        import psycopg
-
-        server = request.getfixturevalue("postgres")
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-            connection.execute("CREATE DATABASE fresh")
-        uri = f"{server}/fresh"
-    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_ON_GO, uri], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    assert [p.stdout.readline().strip() for p in procs] == ["ready"] * 3, "every process imported MLflow"
-    for p in procs:  # then all open the store together
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 3, [o[1][-1500:] for o in outs]
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}" if kind == "sqlite" else \
+        new_database(request.getfixturevalue("postgres"), "fresh_mlflow")
+    results = at_once("import mlflow.store.tracking.sqlalchemy_store\nfrom harness.tracking.writer import client_for",
+                      "client_for(sys.argv[1]).search_experiments()", uri)
+    assert [code for code, _ in results] == [0] * 3, [err[-1500:] for _, err in results]
     names = [e.name for e in MlflowClient(uri).search_experiments()]
     assert names == ["Default"], "one store, created once"
 

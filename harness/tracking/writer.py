@@ -5,16 +5,15 @@ first run starts (or `prepare()` is called): opening a tracker leaves no store b
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import queue
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri, scheme, sqlite_path
+from harness.tracking.store import local_dir, resolve_uri, scheme
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -147,51 +146,14 @@ class MLflowTracker(Tracker):
 
 
 def client_for(uri: str):
-    """An MlflowClient on `uri`, its store opened. Opening a new store creates its tables, and
-    processes doing that at once collide: on SQLite alembic fails ("table _alembic_tmp_tags
-    already exists"), on PostgreSQL all but one of the sweep workers that start together on a
-    new database fail with a duplicate-key IntegrityError. So the opening is serialised: by a
-    lock file for SQLite (in the temporary directory, named after the store, nothing beside the
-    user's files), by a PostgreSQL advisory lock on the database itself (workers on different
-    machines share nothing else). Other databases are opened as they are."""
+    """An MlflowClient on `uri`, its store opened (tables created or upgraded) under
+    harness.dblock.opening_lock: processes opening a new store at once would collide."""
     from mlflow import MlflowClient
 
-    with _opening_lock(uri):
+    with opening_lock(uri) if scheme(uri) in ("sqlite", "postgresql") else contextlib.nullcontext():
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
     return client
-
-
-@contextlib.contextmanager
-def _opening_lock(uri: str, seconds: int = 120):
-    path = sqlite_path(uri)
-    if path is not None:
-        from filelock import FileLock
-
-        name = hashlib.sha256(str(path).encode()).hexdigest()[:16]
-        with FileLock(str(Path(tempfile.gettempdir()) / f"rnn-harness-store-{name}.lock"), timeout=seconds):
-            yield
-    elif scheme(uri) == "postgresql":
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(uri, poolclass=NullPool)
-        try:
-            with engine.connect() as connection:  # a session lock: released if this process dies
-                connection.exec_driver_sql(f"SET lock_timeout = '{seconds}s'")
-                connection.exec_driver_sql(f"SELECT pg_advisory_lock({_ADVISORY_KEY})")
-                try:
-                    yield
-                finally:
-                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({_ADVISORY_KEY})")
-        finally:
-            engine.dispose()
-    else:
-        yield
-
-
-# the advisory lock's key: a fixed 63-bit number of our own, the same on every machine
-_ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"rnn-harness: opening an MLflow store").digest()[:8], "big") >> 1
 
 
 def _short(value: Any) -> str:
