@@ -14,12 +14,13 @@ import warnings
 import optuna
 import psutil
 import pytest
-from helpers import free_port, run_cli
+from helpers import at_once, free_port, new_database, run_cli
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "train.batch_size=16",
         "--set", "task.val_size=256", "--set", "task.test_size=256", "--set", "track.probe_points=1"]
+OFF = ["--set", "track.enabled=false"]  # for tests about the study alone: no MLflow, less CPU
 
 
 def _sweep(*args, cwd, timeout=600):
@@ -91,20 +92,21 @@ def test_a_diverging_trial_is_stopped_with_its_reason_and_the_sweep_goes_on(tmp_
 
 
 def test_a_study_refuses_a_different_setup(tmp_path):
-    _sweep("--variant", "gru", "--trials", "1", "--study", "mine", "--set", "train.steps=10", *TINY, cwd=tmp_path)
-    result = run_cli("sweep", "--variant", "lstm", "--trials", "2", "--study", "mine", *TINY, cwd=tmp_path)
+    _sweep("--variant", "gru", "--trials", "1", "--study", "mine", "--set", "train.steps=10", *TINY, *OFF,
+           cwd=tmp_path)
+    result = run_cli("sweep", "--variant", "lstm", "--trials", "2", "--study", "mine", *TINY, *OFF, cwd=tmp_path)
     assert result.returncode == 2 and "study 'mine' tunes variant 'gru', not 'lstm'" in result.stderr
 
 
 def test_multi_objective_metric_against_parameters(tmp_path):
     out = _sweep("--variant", "gru", "--trials", "3", "--objectives", "metric,params",
-                 "--set", "train.steps=10", *TINY, cwd=tmp_path)
+                 "--set", "train.steps=10", *TINY, *OFF, cwd=tmp_path)
     assert out["directions"] == ["maximize", "minimize"]
     assert all(len(b["values"]) == 2 for b in out["best"])
 
 
 def test_optuna_dashboard_serves_the_study(tmp_path):
-    _sweep("--variant", "gru", "--trials", "2", "--set", "train.steps=10", *TINY, cwd=tmp_path)
+    _sweep("--variant", "gru", "--trials", "2", "--set", "train.steps=10", *TINY, *OFF, cwd=tmp_path)
     port = free_port()
     dashboard = os.path.join(os.path.dirname(sys.executable), "optuna-dashboard")
     proc = subprocess.Popen([dashboard, str(tmp_path / "optuna.journal"),
@@ -124,9 +126,6 @@ def test_optuna_dashboard_serves_the_study(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
-
-
-OFF = ["--set", "track.enabled=false"]  # these tests are about parameters: no MLflow, less CPU
 
 
 def _journal_study(path, name="lstm-recall-L5"):
@@ -236,6 +235,16 @@ def test_three_workers_share_a_postgresql_study(postgres, tmp_path):
     children = _children(uri, parents.pop())
     assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == list(range(12))
     assert {r.info.run_id for r in children} == {t.user_attrs["mlflow_run_id"] for t in study.trials}
+
+
+def test_workers_opening_a_new_postgresql_storage_at_once_do_not_collide(postgres):
+    """Optuna creates its tables on first use; three workers doing that at the same instant on a
+    new database used to fail with a duplicate-key IntegrityError (all but one of them)."""
+    url = new_database(postgres, "fresh_optuna")
+    results = at_once("import optuna\nfrom harness.sweep_state import open_storage",
+                      "optuna.create_study(storage=open_storage(sys.argv[1]), study_name='s', load_if_exists=True)", url)
+    assert [code for code, _ in results] == [0] * 3, [err[-1500:] for _, err in results]
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]
 
 
 def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
