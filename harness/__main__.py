@@ -7,4 +7,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from harness.cli import main  # noqa: E402
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except BrokenPipeError:  # `harness list | head`: the reader left; stop quietly, as Unix tools do
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+    sys.exit(141)  # 128 + SIGPIPE, what a shell reports for a tool stopped this way
