@@ -28,3 +28,17 @@ def grid_of_axes(count: int, ncols: int = 3, size=(4.6, 3.4)):
     for ax in flat[count:]:
         ax.set_visible(False)
     return fig, flat[:count]
+
+
+def log2_bars(ax, labels: list[str], top: float, lowest: int = 1, room: float = 4.0) -> None:
+    """Axes for horizontal bars of lengths in steps or tokens: one row per label (first on
+    top), a log2 x axis with power-of-two ticks from `lowest` to twice `top`, and `room` x
+    `top` of space to the right for the labels written beside the bars."""
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log", base=2)
+    ticks = [2 ** k for k in range(lowest.bit_length() - 1, 12) if 2 ** k <= 2 * top]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(right=top * room)
+

@@ -4,7 +4,7 @@ model use (Khandelwal et al. 2018), and how much of a review does each cell's cl
 from __future__ import annotations
 
 from harness.claims import context_report as report
-from harness.claims.base import Claim, ClaimReport, Grid, verdict_of_matches, within_factor
+from harness.claims.base import Claim, ClaimReport, Grid, against_claims, verdict_of_matches, within_factor
 from harness.claims.imdb import RECIPE
 from harness.claims.registry import register
 
@@ -98,15 +98,7 @@ def _match(row, claimed: float) -> str:
 def verdict_of(table):
     import pandas as pd
 
-    index = {r["variant"]: r for r in table.to_dict("records")}
-    rows, matches = [], {}
-    for cell, claimed in CLAIMED.items():
-        row = index.get(cell)
-        matches[cell] = _match(row, claimed)
-        rows.append({"variant": cell, "claimed": f"~{claimed}", "measured": "n/a" if row is None else row["lm_text"],
-                     "half the tokens": "n/a" if row is None else row["half_text"],
-                     "budget-limited": "n/a" if row is None else ("yes" if row["budget_limited"] else "no"),
-                     "matches": matches[cell]})
+    rows, matches = against_claims(table, CLAIMED, _match, {"measured": "lm_text", "half the tokens": "half_text"})
     verdict = verdict_of_matches(matches)
     detail = "; ".join(f"{r['variant']}: language-model effective context {r['measured']} tokens (claimed "
                        f"{r['claimed']}; half the tokens: {r['half the tokens']}): {r['matches']}" for r in rows)

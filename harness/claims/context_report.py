@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness import stats
 from harness.claims.base import metric, numeric, outcome, param, task_of
-from harness.plotting import color, plt
+from harness.plotting import color, log2_bars, plt
 
 STEP = 2 ** 0.5  # the distance grid's ratio: the finest move it resolves
 
@@ -188,14 +188,9 @@ def bars(table: pd.DataFrame, claimed: dict, reference: dict):
         ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
     for name, value in reference.items():
         ax.axvline(value, color="black", ls=":", lw=1, label=f"Khandelwal 2018: {name} ~{value}")
-    ax.set_yticks(range(len(table)), list(table["variant"]), fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log", base=2)
     top = float(np.nanmax(table[["lm_high", "lm_effective"]].to_numpy(float)))
-    ticks = [t for t in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024) if t <= 2 * top]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlim(0.8, top * 4)
+    log2_bars(ax, list(table["variant"]), top, lowest=1, room=4)
+    ax.set_xlim(left=0.8)
     ax.set_xlabel("tokens (drop: 95% interval over seeds; hatched: the whole window, censored)")
     ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.set_title("How much context IMDB language models use, vs the claim")

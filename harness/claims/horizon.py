@@ -12,7 +12,7 @@ import dataclasses
 
 import variants
 from harness.claims import horizon_tables as tables
-from harness.claims.base import MISSION_CELLS, Claim, ClaimReport, verdict_of_matches, within_factor
+from harness.claims.base import MISSION_CELLS, Claim, ClaimReport, against_claims, verdict_of_matches, within_factor
 from harness.claims.plans import Ladder, Tuning
 from harness.claims.registry import register
 
@@ -145,15 +145,7 @@ def verdict_of(horizons):
     """The verdict table (one row per claimed cell), the verdict and its explanation."""
     import pandas as pd
 
-    index = {r["variant"]: r for r in horizons.to_dict("records")}
-    rows, matches = [], {}
-    for cell, claimed in CLAIMED.items():
-        row = index.get(cell)
-        matches[cell] = _match(row, claimed)
-        rows.append({"variant": cell, "claimed": f"~{claimed}", "measured": "n/a" if row is None else row["text"],
-                     "2x budget": "n/a" if row is None else row["text_x2"],
-                     "budget-limited": "n/a" if row is None else ("yes" if row["budget_limited"] else "no"),
-                     "matches": matches[cell]})
+    rows, matches = against_claims(horizons, CLAIMED, _match, {"measured": "text", "2x budget": "text_x2"})
     verdict = verdict_of_matches(matches)
     parts = [f"{r['variant']} horizon {r['measured']} steps (claimed {r['claimed']}, 2x budget {r['2x budget']}, "
              f"budget-limited: {r['budget-limited']}): {r['matches']}" for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.plotting import color, grid_of_axes, plt
+from harness.plotting import color, grid_of_axes, log2_bars, plt
 
 
 def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.Figure":
@@ -62,14 +62,8 @@ def horizon_bars(table: pd.DataFrame, claimed: dict) -> "plt.Figure":
                 ax.text(value * 1.08, y + offset, f"2x budget: {row['text_x2']}", va="center", fontsize=6.5)
     for cell, value in claimed.items():
         ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
-    ax.set_yticks(range(len(table)), list(table["variant"]), fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log", base=2)
     top = float(np.nanmax(table[["ci_high", "horizon_x2"]].to_numpy(float)))
-    ticks = [t for t in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048) if t <= 2 * top]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlim(right=top * 5)  # room for the labels right of the bars
+    log2_bars(ax, list(table["variant"]), top, lowest=2, room=5)
     ax.set_xlabel("horizon: lag with a 50% chance of solving (95% interval; pale: doubled budget; hatched: censored)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     ax.set_title("Measured memory horizon vs the claim")
