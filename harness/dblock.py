@@ -7,7 +7,8 @@ a duplicate-key IntegrityError (measured: 3 of 4 processes, in every try). `open
 serialises the opening: a lock file for a SQLite file (in the temporary directory, named after
 the database: nothing is added beside the user's files), a PostgreSQL advisory lock held by a
 session on the database itself (workers on different machines share nothing else; the server
-releases it if the holder dies). Other databases are opened as they are.
+releases it if the holder dies). Other databases are opened as they are. `advisory_lock` is
+that PostgreSQL lock alone, for any key (the sweep's set-up lock uses it too).
 """
 from __future__ import annotations
 
@@ -38,19 +39,29 @@ def opening_lock(url: str, *, seconds: int = 120, connect_args: dict | None = No
         with FileLock(str(Path(tempfile.gettempdir()) / f"rnn-harness-db-{name}.lock"), timeout=seconds):
             yield
     elif backend == "postgresql":
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        engine = create_engine(parsed, poolclass=NullPool, connect_args=connect_args or {})
-        try:
-            with engine.connect() as connection:  # a session lock: gone with the session
-                connection.exec_driver_sql(f"SET lock_timeout = '{int(seconds)}s'")
-                connection.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_KEY})")
-                try:
-                    yield
-                finally:
-                    connection.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_KEY})")
-        finally:
-            engine.dispose()
+        with advisory_lock(url, ADVISORY_KEY, seconds=seconds, connect_args=connect_args):
+            yield
     else:
         yield
+
+
+@contextlib.contextmanager
+def advisory_lock(url: str, key: int, *, seconds: int = 120, connect_args: dict | None = None) -> Iterator[None]:
+    """Hold PostgreSQL's session advisory lock `key` (a signed 64-bit number) on database `url`
+    while the body runs; waits at most `seconds` for it (then the driver's lock-timeout error).
+    The server releases it when the session ends, so a process that dies cannot leave it held."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args or {})
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f"SET lock_timeout = '{int(seconds)}s'")
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+

@@ -41,4 +41,3 @@ def log2_bars(ax, labels: list[str], top: float, lowest: int = 1, room: float = 
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.minorticks_off()
     ax.set_xlim(right=top * room)
-

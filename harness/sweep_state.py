@@ -10,11 +10,11 @@ import re
 import secrets
 import warnings
 import zlib
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from harness.config import ConfigError
-from harness.dblock import opening_lock
+from harness.dblock import advisory_lock, opening_lock
 
 LOCK_KEY = zlib.crc32(b"rnn-harness-sweep")  # one advisory-lock id for every sweep's set-up
 
@@ -148,21 +148,12 @@ def lock_for(storage: str):
     """Serialise sweep set-up: a PostgreSQL advisory lock for PostgreSQL storage, a file
     lock beside a journal or SQLite file. Workers never take it; only set-up does."""
     if storage.startswith("postgresql"):
-        import sqlalchemy
-
-        engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args(storage))
-        try:
-            conn = engine.connect()
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
-        except Exception as err:
-            engine.dispose()
-            raise storage_error(storage, err) from None
-        try:
+        with ExitStack() as held:
+            try:
+                held.enter_context(advisory_lock(storage, LOCK_KEY, seconds=300, connect_args=connect_args(storage)))
+            except Exception as err:  # cannot connect or lock: the storage's problem, one line
+                raise storage_error(storage, err) from None
             yield
-        finally:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-            conn.close()
-            engine.dispose()
         return
     from filelock import FileLock
 
