@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -122,6 +123,8 @@ class Options:
             value = coerce(hints[f.name], getattr(self, f.name), where)
             lo, hi = f.metadata.get("min"), f.metadata.get("max")
             if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not math.isfinite(value):  # nan passes every bound check; no option means inf
+                    raise ConfigError(f"{where}: must be a finite number, got {value}")
                 if lo is not None and value < lo:
                     raise ConfigError(f"{where}: must be >= {lo}, got {value}")
                 if hi is not None and value > hi:

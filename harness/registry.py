@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import traceback
 from typing import Generic, TypeVar
 
 C = TypeVar("C", bound=type)
@@ -73,6 +74,22 @@ def import_plugins(modules: list[str] | tuple[str, ...]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as err:
-            raise RegistryError(f"cannot import plugin module {module!r}: {err}") from None
+        except RegistryError:
+            raise  # a duplicate name: already one line naming both classes
+        except ModuleNotFoundError as err:
+            hint = " (a plug-in must be importable: run from its folder or add that folder to PYTHONPATH)" \
+                if err.name == module.split(".")[0] else ""
+            raise RegistryError(f"cannot import plugin module {module!r}: {err}{hint}") from None
+        except Exception as err:  # other people's code: where it broke, in one line
+            text = err.msg if isinstance(err, SyntaxError) else err
+            raise RegistryError(f"cannot import plugin module {module!r}: {type(err).__name__}: {text} "
+                                f"({_where(err)}; `python -c 'import {module}'` shows the traceback)") from None
+
+
+def _where(err: BaseException) -> str:
+    """file:line of a SyntaxError, else of the innermost frame of the traceback."""
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    frames = traceback.extract_tb(err.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "no traceback"
 

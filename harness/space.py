@@ -64,6 +64,10 @@ def space_for(cell_class, overrides: dict[str, Any] | None = None,
         check(key, entry)
     order(space)  # a cycle among conditions is an error up front, not at the first trial
     if fixed is not None:
+        unknown = [key for key in space if key in (overrides or {}) and key not in fixed]
+        if unknown:  # a [search] key: found now, not as a failed first trial in a study that keeps it
+            raise ConfigError(f"search.{unknown[0]}: not a config field of this run (as for --set; "
+                              "`python -m harness run --help` lists them)")
         check_conditions(space, fixed)
     return space
 

@@ -24,9 +24,9 @@ import torch
 import tasks
 import variants
 from harness.config import ConfigError
-from harness.device import resolve_device
+from harness.device import parse_device, resolve_device
 from harness.model import ModelConfig
-from harness.registry import RegistryError
+from harness.registry import RegistryError, import_plugins
 from harness.tracking import TrackConfig
 from harness.train_config import TrainConfig
 from tasks.base import TaskOptions
@@ -60,14 +60,16 @@ class RunSpec:
     def build_task(self) -> tasks.Task:
         return tasks.get(self.task_name)(self.task)
 
-    def validate(self) -> "RunSpec":
-        """Checks that need the registries or the machine; run before anything is logged."""
+    def validate(self, here: bool = True) -> "RunSpec":
+        """Checks that need the registries or the machine; run before anything is logged.
+        here=False skips what depends on this machine (a CUDA device on a CPU-only host), for
+        a configuration written here to run elsewhere."""
         paths = self.cell_class.paths
         if self.model.path != "auto" and self.model.path not in paths:
             raise ConfigError(f"model.path: variant {self.variant!r} has no {self.model.path!r} path; "
                               f"available: auto, {', '.join(paths)}")
         try:
-            resolve_device(self.train.device)
+            (resolve_device if here else parse_device)(self.train.device)
         except ValueError as err:
             raise ConfigError(str(err)) from None
         return self
@@ -143,8 +145,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except OSError as err:  # a directory, no permission, ...
+        raise ConfigError(f"config file {path}: {err.strerror or err}") from None
 
 
 def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -165,7 +169,11 @@ def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
 def build_spec(values: dict[str, Any]) -> RunSpec:
     """Validate a nested dict of sections into a RunSpec (ConfigError on any problem)."""
     values = dict(values)
-    plugins = tuple(values.pop("plugins", ()))
+    plugins = values.pop("plugins", ())
+    if isinstance(plugins, str) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"plugins: expected a list of module names, got {plugins!r}")
+    plugins = tuple(dict.fromkeys(plugins))
+    import_plugins(plugins)  # a config file or a checkpoint names the plug-ins its cell or task needs
     for section, content in values.items():
         if section not in SECTIONS:
             raise ConfigError(f"unknown section [{section}]; sections: {', '.join(SECTIONS)}")

@@ -72,6 +72,8 @@ def storage_error(url: str, err: BaseException) -> StorageError:
         cause = str(err.orig)
         if "timeout" in cause.lower():
             cause += f" (no answer within {CONNECT_TIMEOUT_S} s)"
+    elif isinstance(err, OSError) and err.strerror:
+        cause = err.strerror + (f": {err.filename}" if err.filename else "")
     else:
         cause = f"{type(err).__name__}: {err}"
     return one_line(url, cause)

@@ -320,6 +320,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
     data is prepared before the run is created: a data error leaves no run behind."""
     from harness import artifacts, threads
+    from harness.checkpoint import checkpoint_root
+    from harness.outdirs import make_dirs
     from harness.tracking import local_dir
 
     tracker = tracker or Tracker()
@@ -334,10 +336,11 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     if resume is not None:
         trainer.restore(resume)
     run_tags = {**spec.tags(trainer.device), "threads": str(used_threads), **(tags or {})}
-    run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
-                           resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
     # Checkpoints go beside a local store: the tracker's, else the one the spec names.
     store_dir = tracker.local_dir or local_dir(spec.track.tracking_uri)
+    make_dirs((checkpoint_root(spec.track.checkpoint_dir, store_dir), "track.checkpoint_dir"))  # before the run
+    run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
+                           resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
     ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
     if on_start is not None:
         on_start(run_id)

@@ -128,7 +128,9 @@ def test_run_help_and_config_with_a_plugin_that_has_no_metadata(bare_plugin):
 def test_a_missing_plugin_in_help_is_one_line(tmp_path):
     result = run_cli("run", "--plugin", "no_such_module", "--help", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: cannot import plugin module 'no_such_module': No module named 'no_such_module'"
+    assert result.stderr.strip() == ("error: cannot import plugin module 'no_such_module': No module named "
+                                     "'no_such_module' (a plug-in must be importable: run from its folder or add "
+                                     "that folder to PYTHONPATH)")
     no_value = run_cli("run", "--plugin", cwd=tmp_path)
     assert no_value.returncode == 2 and len(no_value.stderr.strip().splitlines()) == 1, no_value.stderr
     assert "argument --plugin: expected one argument" in no_value.stderr

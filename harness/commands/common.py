@@ -45,8 +45,8 @@ def resolve_spec(args: argparse.Namespace) -> RunSpec:
     shortcuts = [f"{field}={getattr(args, flag)}" for flag, field in SHORTCUTS.items()
                  if getattr(args, flag, None) is not None]
     values = apply_sets(values, shortcuts)
-    if args.plugin:
-        values["plugins"] = list(args.plugin)
+    if args.plugin:  # with the config file's own, which build_spec imports too
+        values["plugins"] = [*values.get("plugins", []), *args.plugin]
     return build_spec(values)
 
 

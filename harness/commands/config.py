@@ -16,5 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    print(resolve_spec(args).to_toml(), end="")
+    spec = resolve_spec(args).validate(here=False)  # what `run` would refuse, except "no CUDA here"
+    print(spec.to_toml(), end="")
     return 0

@@ -46,14 +46,23 @@ def main(args) -> int:
     from harness.reporting import report_all
 
     from harness.commands.reproduce import parse_cells
+    from harness.outdirs import make_dirs, remove_empty
 
     names = args.claim or claims.available()
     cells = parse_cells(args.variants)
     selected = [claims.get(name, cells) for name in names]
     out, dashboards = destinations(args.out, args.dashboards)
-    written = report_all(selected, args.tracking_uri, out, dashboards, args.budget)
+    created = make_dirs((out, "--out"), *([(dashboards, "--dashboards")] if dashboards else []))  # before output
+    try:
+        written = report_all(selected, args.tracking_uri, out, dashboards, args.budget)
+    except BaseException:
+        remove_empty(created)
+        raise
     if not written:
-        raise UsageError("no finished claim runs in this MLflow store; run python -m harness reproduce first")
+        remove_empty(created)
+        asked = " ".join(names) if args.claim else "any claim"
+        raise UsageError(f"no finished runs of {asked} in this MLflow store; run python -m harness reproduce "
+                         f"{names[0] if len(names) == 1 else 'CLAIM'} first")
     for w in written:
         print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "
               f"{w.report.verdict_detail}")

@@ -62,6 +62,8 @@ def main(args) -> int:
     selected = [claims.get(name, cells) for name in names]
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
+    if args.jobs < 1:
+        raise UsageError("--jobs K needs K >= 1")
     command = f"python -m harness reproduce {args.claim} --budget {args.budget}" + "".join(
         f" --{flag} {shlex.quote(str(value))}" for flag, value in
         (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs), ("variants", args.variants))

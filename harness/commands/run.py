@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_resume(args) -> tuple:
     from harness.checkpoint import checkpoint_root
 
+    if not args.resume.strip():
+        raise UsageError("--resume needs the id of the run to continue")
+    given = [f"--{name}" for name in ("variant", "task", "seed", "device", "config") if getattr(args, name)]
+    if given or args.sets:  # silently training what the checkpoint says would ignore the user
+        raise UsageError(f"--resume continues run {args.resume} as it was configured; drop "
+                         f"{', '.join(given + (['--set'] if args.sets else []))}")
     path = checkpoint_root("", local_dir(args.tracking_uri or "")) / args.resume / checkpoint.FILE
     if not path.exists():
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
@@ -51,7 +57,8 @@ def summary(result, spec, tracker) -> str:
 
     head = (f"{spec.variant} on {spec.task_name} (length {spec.task.length}, seed {spec.train.seed}): "
             f"{result.outcome.value} after {result.steps} steps in {result.wall_time_s:.1f} s on {result.device}"
-            f" [{result.path} path, {result.threads} threads, {result.trainable_params:,} parameters]")
+            f" [{result.path} path, {result.threads} thread{'' if result.threads == 1 else 's'}, "
+            f"{result.trainable_params:,} parameters]")
     lines = [head]
     if result.reason:
         lines.append(f"reason: {result.reason}")
@@ -72,7 +79,7 @@ def summary(result, spec, tracker) -> str:
 def main(args) -> int:
     from harness.train import train
 
-    if args.resume:
+    if args.resume is not None:
         spec, resume = load_resume(args)
     else:
         spec, resume = resolve_spec(args), None

@@ -9,7 +9,7 @@ examples:
 
 Running the same command again continues the study up to --trials finished trials. The
 default storage is an Optuna journal file beside the MLflow store, safe for several
-processes on one machine; across machines use PostgreSQL (see README, "Scaling out").
+processes on one machine; across machines use PostgreSQL (see README, "Sweeps and scaling out").
 """
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ def settings_from(args):
         raise UsageError("--trials N (N >= 1) is required")
     if args.heartbeat < 1:
         raise UsageError("--heartbeat S needs S >= 1 (seconds)")
+    if args.workers < 1:
+        raise UsageError("--workers K needs K >= 1")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError("--timeout S needs S > 0 (seconds)")
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if objectives[0] != "metric" or not set(objectives) <= {"metric", "time", "params"}:
         raise UsageError("--objectives must be metric, metric,time or metric,params")
@@ -209,7 +213,8 @@ def main(args) -> int:
     else:
         settings = settings_from(args)
         prepared = prepare(settings, args.fail_running)
-        print(f"study {settings.study}: {prepared['queued']} trials queued "
+        queued = prepared["queued"]
+        print(f"study {settings.study}: {queued} trial{'' if queued == 1 else 's'} queued "
               f"(target {settings.trials}) in {describe_storage(settings.storage)}", file=sys.stderr)
         run_workers(settings, args.workers)
         summary = report(settings.storage, settings.study)
