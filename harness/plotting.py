@@ -36,8 +36,13 @@ def log2_bars(ax, labels: list[str], top: float, lowest: int = 1, room: float = 
     `top` of space to the right for the labels written beside the bars."""
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xscale("log", base=2)
-    ticks = [2 ** k for k in range(lowest.bit_length() - 1, 12) if 2 ** k <= 2 * top]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.minorticks_off()
+    log2_axis(ax, [2 ** k for k in range(lowest.bit_length() - 1, 12) if 2 ** k <= 2 * top])
     ax.set_xlim(right=top * room)
+
+
+def log2_axis(ax, ticks, **label_style) -> None:
+    """A log2 x axis labelled at exactly `ticks` (lags, distances: the values the runs used)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(ticks), [str(t) for t in ticks], **label_style)
+    ax.minorticks_off()
+

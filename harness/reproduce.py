@@ -25,7 +25,7 @@ def run_plan(claim: Claim, plan: list[Planned], *, device: str, uri: str, jobs: 
         # configuration is in the store too, but it belongs to its study, not to the grid
         found = runs.find_result(claim.experiment, fingerprint, {"claim_budget": planned.tags["claim_budget"]})
         if found:
-            outcomes.append(Done(planned, found, None, {}, 0.0))
+            outcomes.append(Done(planned, found.run_id, None, {}, 0.0))
         else:
             todo.append(planned)
     if not plan:

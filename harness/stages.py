@@ -96,16 +96,6 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
 
 
-def _reusable(runs, claim: Claim, fingerprint: str) -> tuple[str, dict] | None:
-    """(run id, metrics) of the newest run with this configuration that reached a result."""
-    records = [r for r in runs.records(claim.experiment, {"fingerprint": fingerprint, "claim_stage": LADDER})
-               if r.outcome.is_result]
-    if not records:
-        return None
-    newest = max(records, key=lambda r: r.started.timestamp() if r.started else 0.0)
-    return newest.run_id, {**newest.metrics, "outcome": newest.outcome}
-
-
 def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str, seed: int, tuned: dict,
                carried: dict, device: str, uri: str, command: str, threads: int) -> list[Done]:
     """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row. `carried`
@@ -121,8 +111,9 @@ def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str
             continue
         planned = Planned(ladder.values(cell, lag, seed, tuned),
                           _tags(claim, budget, label, LADDER, f"variant={cell} length={lag} seed={seed}"))
-        found = _reusable(runs, claim, spec_for(claim, planned, device=device, uri=uri).fingerprint())
-        done = (Done(planned, found[0], None, found[1], 0.0) if found
+        found = runs.find_result(claim.experiment, spec_for(claim, planned, device=device, uri=uri).fingerprint(),
+                                 {"claim_stage": LADDER})
+        done = (Done(planned, found.run_id, None, {**found.metrics, "outcome": found.outcome}, 0.0) if found
                 else run_one(claim_name, planned, device, uri, command, threads, cells=cells))
         out.append(done)
         print(f"  {label}: {planned.tags['claim_point']}: {done.label}"

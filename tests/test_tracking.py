@@ -140,7 +140,7 @@ def test_outcomes_are_typed_and_only_results_are_reused(tmp_path):
     assert runs.find_result("reuse", "fp") is None, "a crash or a kill is not a result"
     diverged = _ended(uri, Outcome.DIVERGED)
     _ended(uri, Outcome.PRUNED)
-    assert runs.find_result("reuse", "fp") == diverged
+    assert runs.find_result("reuse", "fp").run_id == diverged
     legacy = MlflowClient(uri).create_run(MlflowClient(uri).get_experiment_by_name("reuse").experiment_id,
                                           tags={"fingerprint": "old"}).info.run_id
     MlflowClient(uri).set_terminated(legacy, "FAILED")  # written before outcomes were tagged

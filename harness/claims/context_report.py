@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness import stats
 from harness.claims.base import metric, numeric, outcome, param, task_of
-from harness.plotting import color, log2_bars, plt
+from harness.plotting import color, log2_axis, log2_bars, plt
 
 STEP = 2 ** 0.5  # the distance grid's ratio: the finest move it resolves
 
@@ -126,10 +126,7 @@ def lm_figure(curves: pd.DataFrame):
             p = part[part["mode"] == mode].sort_values("distance")
             ax.plot(p["distance"], 100 * (p["value"] / full - 1), marker="o", ms=3, color=color(cell, i), label=cell)
         ax.axhline(1.0, color="grey", ls="--", lw=1, label="+1% (effective context)")
-        ax.set_xscale("log", base=2)
-        ticks = [t for t in (1, 4, 16, 64, 256) if t <= table["distance"].max()]
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.minorticks_off()
+        log2_axis(ax, [t for t in (1, 4, 16, 64, 256) if t <= table["distance"].max()])
         ax.set_yscale("symlog", linthresh=1)
         ax.set_xlabel("d: tokens kept intact before the target")
         ax.set_ylabel("loss increase over the full window (%)")
@@ -152,10 +149,7 @@ def classifier_figure(curves: pd.DataFrame):
             ax.plot(p["distance"], p["value"], marker="o", ms=3, color=color(cell, i), label=cell)
             full = part[part["mode"] == "full"]["value"].mean()
             ax.axhline(full, color=color(cell, i), ls=":", lw=1)
-        ax.set_xscale("log", base=2)
-        ticks = [t for t in (1, 4, 16, 64, 256) if t <= table["distance"].max()]
-        ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.minorticks_off()
+        log2_axis(ax, [t for t in (1, 4, 16, 64, 256) if t <= table["distance"].max()])
         ax.set_xlabel("d: last words of the review kept intact")
         ax.set_ylabel("test accuracy")
         ax.set_title("only the last d words" if mode == "drop" else "words beyond d replaced", fontsize=10)
@@ -196,6 +190,7 @@ def bars(table: pd.DataFrame, claimed: dict, reference: dict):
     ax.set_title("How much context IMDB language models use, vs the claim")
     fig.tight_layout()
     return fig
+
 
 def notes(table: pd.DataFrame, perplexity: pd.DataFrame) -> list[str]:
     """What the numbers need beside them: a drop curve whose tail is the state warming up from

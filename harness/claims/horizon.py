@@ -90,8 +90,9 @@ class Horizon(Claim):
         "horizon measures the budget, and it counts as untestable. **Verdict**: SimpleRNN matches '~7' when "
         "its horizon is within a factor of 2 (3.5-14) and LSTM matches '~100' within a factor of 2 (50-200); "
         "a censored horizon is a bound: '>= L' rules the claim out when L is above the range and is "
-        "untestable otherwise (longer lags must decide). 'reproduced' when both match, 'not reproduced' when neither does, 'partly reproduced' when "
-        "one does; 'untestable' when either is budget-limited or untestable.")
+        "untestable otherwise (longer lags must decide). 'reproduced' when both match, 'not reproduced' "
+        "when neither does, 'partly reproduced' when one does; 'untestable' when either is budget-limited "
+        "or untestable.")
 
     def budget(self, budget: str) -> Budget:
         return BUDGETS[budget]

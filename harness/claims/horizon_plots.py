@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.plotting import color, grid_of_axes, log2_bars, plt
+from harness.plotting import color, grid_of_axes, log2_axis, log2_bars, plt
 
 
 def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.Figure":
@@ -29,10 +29,8 @@ def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.
             again = check.groupby("lag")["solved"].mean()
             ax.scatter(again.index, again.values, marker="x", s=25, color="black", alpha=0.7,
                        label="re-run with 2x budget")
-        ax.set_xscale("log", base=2)
         lags = sorted(set(part["lag"]))
-        ax.set_xticks(lags, [str(v) for v in lags], fontsize=7, rotation=90 if len(lags) > 8 else 0)
-        ax.minorticks_off()
+        log2_axis(ax, lags, fontsize=7, rotation=90 if len(lags) > 8 else 0)
         ax.set_ylim(-0.05, 1.05)
         ax.set_title(cell, fontsize=10)
         ax.set_xlabel("lag (steps)")
@@ -83,10 +81,7 @@ def steps_to_solve(steps: pd.DataFrame) -> "plt.Figure":
     budget = steps["step_budget"].max() if len(steps) else None
     if budget:
         ax.axhline(budget, color="grey", ls="--", lw=1, label=f"step budget ({budget})")
-    ax.set_xscale("log", base=2)
-    lags = sorted(set(steps["lag"]))
-    ax.set_xticks(lags, [str(v) for v in lags], fontsize=7)
-    ax.minorticks_off()
+    log2_axis(ax, sorted(set(steps["lag"])), fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("lag (steps)")
     ax.set_ylabel("steps to solve (median of solved seeds, IQR)")

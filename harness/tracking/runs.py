@@ -137,10 +137,10 @@ class MLflowRuns:
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
 
-    def find_result(self, experiment: str, fingerprint: str, tags: dict[str, str] | None = None) -> str | None:
+    def find_result(self, experiment: str, fingerprint: str, tags: dict[str, str] | None = None) -> RunRecord | None:
         """The newest run of `experiment` with this config fingerprint (and these tags) that
         reached a result (finished, or diverged: both deterministic), to be reused instead of re-run."""
         records = self.records(experiment, {"fingerprint": fingerprint, **(tags or {})})
         records.sort(key=lambda r: r.started or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
                      reverse=True)
-        return next((r.run_id for r in records if r.outcome.is_result), None)
+        return next((r for r in records if r.outcome.is_result), None)
