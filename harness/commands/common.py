@@ -45,8 +45,9 @@ def resolve_spec(args: argparse.Namespace) -> RunSpec:
     shortcuts = [f"{field}={getattr(args, flag)}" for flag, field in SHORTCUTS.items()
                  if getattr(args, flag, None) is not None]
     values = apply_sets(values, shortcuts)
-    if args.plugin:  # with the config file's own, which build_spec imports too
-        values["plugins"] = [*values.get("plugins", []), *args.plugin]
+    given = values.get("plugins", [])
+    if args.plugin and isinstance(given, list):  # with the config file's own (build_spec imports them,
+        values["plugins"] = [*given, *args.plugin]  # and says what is wrong with a malformed entry)
     return build_spec(values)
 
 
