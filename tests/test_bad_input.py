@@ -43,7 +43,7 @@ CASES = {
     "config checks the device": (["config", "--device", "tpu"], "train.device: not a device: 'tpu'"),
     "config checks the path": (["config", "--set", "model.path=warp"], "has no 'warp' path"),
     "plugins not a list": (["config", "--config", "plugins.toml"], "plugins: expected a list of module names"),
-    "plugins not a list, and --plugin": (["config", "--config", "plugins.toml", "--plugin", "other"],
+    "plugins not a list, and --plugin": (["config", "--config", "plugins.toml", "--plugin", "json"],
                                          "plugins: expected a list of module names"),
     "plug-in does not compile": (["list", "--plugin", "broken_plugin"],
                                  "cannot import plugin module 'broken_plugin': SyntaxError"),
