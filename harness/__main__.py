@@ -1,7 +1,7 @@
 import os
 import sys
 
-# Waiting OpenMP threads sleep instead of spinning (see harness/threads.py); read once, when
+# Waiting OpenMP threads sleep instead of spinning (see harness/training/threads.py); read once, when
 # torch loads its OpenMP runtime, so it is set before anything imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

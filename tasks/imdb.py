@@ -155,7 +155,7 @@ class Imdb(Task):
                          "validation accuracy, SimpleRNN(32) about 0.84-0.85")
 
 
-    # -- context ablation (harness/context.py) -------------------------------------------------
+    # -- context ablation (harness/training/context.py) -------------------------------------------------
     def context_problems(self, split: str, count: int, window: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
         """`count` seeded reviews of the split: each one's last min(words, window) words, first in
         the row (ids (N, W), lengths (N,)), and its label (N,)."""

@@ -197,7 +197,7 @@ class ImdbLm(Task):
         unigram = self.baseline()["perplexity"]
         return Criterion("perplexity", unigram / 2, False, f"half the unigram model's perplexity ({unigram:.0f})")
 
-    # -- context ablation (harness/context.py) -------------------------------------------------
+    # -- context ablation (harness/training/context.py) -------------------------------------------------
     def context_problems(self, split: str, count: int, window: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
         """`count` seeded target positions of the split's stream, each with the `window` tokens
         before it: (ids (N, W), lengths (N,) all W, targets (N,))."""

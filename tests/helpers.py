@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import tasks
-from harness.spec import build_spec
+from harness.training.spec import build_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,8 @@ import torch
 from helpers import run_cli
 
 import variants
-from harness import bench, threads
+from harness.bench import speed as bench
+from harness.training import threads
 from harness.cli import main
 
 FIELDS = ("forward_ms_per_step", "train_ms_per_step", "train_seq_per_s", "forward_ratio", "train_ratio")

@@ -15,8 +15,8 @@ import tasks
 from harness import claims
 from harness.claims import BUDGETS
 from harness.claims.horizon import Horizon
-from harness.reproduce import spec_for
-from harness.spec import machine_name
+from harness.reproduce.runner import spec_for
+from harness.training.spec import machine_name
 from harness.tracking import Outcome, RunRecord, neutral_table
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import variants
-from harness import context
+from harness.training import context
 from variants import Cell
 
 

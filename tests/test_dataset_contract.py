@@ -12,7 +12,7 @@ from test_imdb import write_archive
 
 import tasks
 import variants
-from harness.model import ModelConfig, SequenceModel
+from harness.training.model import ModelConfig, SequenceModel
 
 NAMES = [n for n in tasks.available() if tasks.get(n).dataset]
 
@@ -87,7 +87,7 @@ def test_a_missing_archive_is_one_data_error_naming_the_option(name, tmp_path):
 def test_context_problems_score_the_same_as_the_tasks_own_batches(name, mask, tmp_path):
     """The ablation's full-context score of a problem is the model's loss on it as the task
     feeds it; a context cut to its last d tokens is scored on those tokens only."""
-    from harness import context
+    from harness.training import context
 
     extra = {"mask_padding": mask} if "mask_padding" in {f for f in tasks.get(name).Options.__dataclass_fields__} \
         else ({} if mask else None)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.horizon_fit import crossing, expanded_tail, firth_logistic, horizon, majority
+from harness.analysis.horizon_fit import crossing, expanded_tail, firth_logistic, horizon, majority
 
 LAGS = [5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320]
 

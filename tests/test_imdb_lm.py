@@ -12,9 +12,9 @@ from helpers import run_cli
 from test_imdb import write_archive
 
 import tasks
-from harness.spec import build_spec
+from harness.training.spec import build_spec
 from harness.tracking import MemoryTracker
-from harness.train import train
+from harness.training.train import train
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_truncated_bptt_carries_the_detached_state_from_chunk_to_chunk(archive, 
                        "train": {"epochs": 2, "batch_size": 2, "device": "cpu", "eval_every": 1000},
                        "track": {"probe": False, "gate_stats": False, "checkpoint_dir": str(tmp_path / "ck")}})
     calls = []
-    from harness.model import SequenceModel
+    from harness.training.model import SequenceModel
 
     original = SequenceModel.forward
 
@@ -107,7 +107,7 @@ def test_run_logs_perplexity_and_a_missing_archive_is_one_line(archive, tmp_path
 
 
 def test_context_problems_and_scores(archive, tmp_path):
-    from harness.model import ModelConfig, SequenceModel
+    from harness.training.model import ModelConfig, SequenceModel
 
     import variants
 

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import variants
-from harness.model import ModelConfig, SequenceModel
+from harness.training.model import ModelConfig, SequenceModel
 
 NAMES = variants.available()
 B, T, X, H = 4, 9, 3, 5

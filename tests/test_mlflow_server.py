@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from helpers import free_port, tiny_spec
 
-from harness.train import train
+from harness.training.train import train
 from harness.tracking import Outcome, open_runs, open_tracker
 
 

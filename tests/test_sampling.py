@@ -9,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from harness import sampling
-from harness.sampling import QueueEmpty, QueueStudy, make_sampler, take_queued_trial, trial_seed
+from harness.sweep import sampling
+from harness.sweep.sampling import QueueEmpty, QueueStudy, make_sampler, take_queued_trial, trial_seed
 
 VERSION = f"optuna {optuna.__version__}"
 
@@ -25,9 +25,9 @@ def objective(trial):
 
 def test_optuna_still_has_the_private_queue_hook_we_override():
     hook = getattr(optuna.Study, sampling.QUEUE_HOOK, None)
-    assert callable(hook), f"{VERSION}: optuna.Study.{sampling.QUEUE_HOOK} is gone; adapt harness.sampling"
+    assert callable(hook), f"{VERSION}: optuna.Study.{sampling.QUEUE_HOOK} is gone; adapt harness.sweep.sampling"
     assert list(inspect.signature(hook).parameters) == ["self"], \
-        f"{VERSION}: optuna.Study.{sampling.QUEUE_HOOK} changed its signature; adapt harness.sampling"
+        f"{VERSION}: optuna.Study.{sampling.QUEUE_HOOK} changed its signature; adapt harness.sweep.sampling"
     assert "QueueStudy" not in optuna.Study.__dict__ and sampling.QUEUE_HOOK in QueueStudy.__dict__
     sampling.check_queue_hook()  # what open_study runs before every sweep
 

@@ -7,9 +7,9 @@ import pytest
 from helpers import run_cli
 
 import variants
-from harness import space as spaces
+from harness.sweep import space as spaces
 from harness.config import ConfigError
-from harness.study import suggest
+from harness.sweep.study import suggest
 
 LAYERS = {"type": "int", "low": 1, "high": 3}
 DROPOUT = {"type": "float", "low": 0.0, "high": 0.5, "when": "model.num_layers > 1"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness import stats
+from harness.analysis import stats
 
 
 def test_mean_interval_is_the_student_t_interval():

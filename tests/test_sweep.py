@@ -241,7 +241,7 @@ def test_workers_opening_a_new_postgresql_storage_at_once_do_not_collide(postgre
     """Optuna creates its tables on first use; three workers doing that at the same instant on a
     new database used to fail with a duplicate-key IntegrityError (all but one of them)."""
     url = new_database(postgres, "fresh_optuna")
-    results = at_once("import optuna\nfrom harness.sweep_state import open_storage",
+    results = at_once("import optuna\nfrom harness.sweep.storage import open_storage",
                       "optuna.create_study(storage=open_storage(sys.argv[1]), study_name='s', load_if_exists=True)", url)
     assert [code for code, _ in results] == [0] * 3, [err[-1500:] for _, err in results]
     assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]

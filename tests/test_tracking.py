@@ -8,7 +8,7 @@ from helpers import at_once, free_port, new_database, tiny_spec
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from harness.train import train
+from harness.training.train import train
 from harness.tracking import (MemoryTracker, MLflowTracker, Outcome, StoreError, Tracker, neutral_table,
                               open_runs, open_tracker)
 from harness.tracking.writer import KIND, LIMITS

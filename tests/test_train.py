@@ -14,9 +14,9 @@ from helpers import synthetic_tasks, tiny_spec
 from torch import nn
 
 import variants
-from harness import probes
-from harness.checkpoint import load
-from harness.train import StopRun, train
+from harness.training import probes
+from harness.training.checkpoint import load
+from harness.training.train import StopRun, train
 from harness.tracking import MemoryTracker, Outcome
 from variants import Cell, Recurrent
 
@@ -134,7 +134,7 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
 
 
 def test_threads_explicit_or_automatic_and_recorded(tmp_path, monkeypatch):
-    from harness import threads
+    from harness.training import threads
 
     before = torch.get_num_threads()
     try:
@@ -220,7 +220,7 @@ def test_run_logs_instrumentation_for_special_cells(tmp_path):
 
 def test_chrono_horizon_comes_from_the_task():
     spec = tiny_spec("lstm", "copy", task_options={"length": 30}, cell={"forget_init": "chrono"})
-    from harness.train import Trainer
+    from harness.training.train import Trainer
 
     trainer = Trainer(spec, MemoryTracker(), progress=False)
     assert trainer.spec.cell.chrono_max == 50  # T + 20 steps of the copy task
@@ -230,9 +230,9 @@ def test_chrono_horizon_comes_from_the_task():
 def test_keras_recipe_layers_and_optimizer_follow_keras_defaults():
     """The IMDB recipe's embedding, dense head and RMSprop use Keras' defaults, not torch's."""
     from harness.claims.imdb import RECIPE
-    from harness.model import SequenceModel
-    from harness.spec import build_spec
-    from harness.train import make_optimizer
+    from harness.training.model import SequenceModel
+    from harness.training.spec import build_spec
+    from harness.training.train import make_optimizer
 
     values: dict = {}
     for key, value in RECIPE.items():

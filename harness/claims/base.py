@@ -144,7 +144,7 @@ class Claim:
 
     def plan(self, budget: str, seeds: int | None = None, tuned: dict | None = None) -> list[Planned]:
         """The grids' runs. A grid tuned by a Tuning is planned only with `tuned` (label -> cell ->
-        chosen values), after its study ran (harness/stages.py); ladders are planned as they climb."""
+        chosen values), after its study ran (harness/reproduce/stages.py); ladders are planned as they climb."""
         out = []
         for grid in self.grids(budget):
             if grid.tuned_by is not None and (tuned is None or grid.tuned_by not in tuned):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.plotting import color, grid_of_axes, log2_axis, log2_bars, plt
+from harness.analysis.plotting import color, grid_of_axes, log2_axis, log2_bars, plt
 
 
 def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.Figure":

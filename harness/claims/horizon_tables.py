@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness import stats
+from harness.analysis import stats
 from harness.claims.base import metric, numeric, outcome, param
-from harness.horizon_fit import firth_logistic, horizon, majority
+from harness.analysis.horizon_fit import firth_logistic, horizon, majority
 
 MAIN, CHECK = "main", "budget-x2"
 STEP = 2 ** 0.5  # the ladder's ratio between neighbouring lags: the finest move it can resolve

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import stats
+from harness.analysis import stats
 from harness.claims.base import Claim, ClaimReport, Grid, Verdict, flag, metric, numeric, outcome, param
 from harness.claims.registry import register
-from harness.plotting import band, color, plt
+from harness.analysis.plotting import band, color, plt
 
 # The course slide's test accuracies (no traceable source) and Chollet's validation peaks (one seed).
 CLAIMED_TEST = {"lstm": 0.886, "simple_rnn": 0.84}

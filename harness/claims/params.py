@@ -47,8 +47,8 @@ class Params(Claim):
         v = planned.values
         x, h = (int(s) for s in v["size"].split("x"))
         if v["scope"] == "model":
-            from harness.spec import build_spec
-            from harness.model import SequenceModel, trainable_parameters
+            from harness.training.spec import build_spec
+            from harness.training.model import SequenceModel, trainable_parameters
 
             spec = build_spec({"model": {"variant": v["variant"], "hidden_size": h, "embedding_dim": x},
                                "task": {"name": "imdb"}, "cell": {"weight_init": "keras"}})

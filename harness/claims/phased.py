@@ -6,10 +6,10 @@ import math
 
 import pandas as pd
 
-from harness import stats
+from harness.analysis import stats
 from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, outcome, param, Verdict
 from harness.claims.registry import register
-from harness.plotting import band, color, grid_of_axes
+from harness.analysis.plotting import band, color, grid_of_axes
 
 REGIMES = ("standard", "high_res", "async")
 # Read off the authors' chart (Phased LSTM / LSTM), in percent.

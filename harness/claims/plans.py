@@ -9,7 +9,7 @@ long lags, the expensive ones, are only run for cells that can still solve them.
 `factor` times the step budget; a lag the other ladder solved is the same run under the larger
 budget (same seed, constant learning rate, training stops at the first solving evaluation),
 so only the unsolved lags are run again.
-harness/stages.py runs them; this module only declares.
+harness/reproduce/stages.py runs them; this module only declares.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Tuning:
     label: str
     fixed: Mapping[str, Any]  # config values of every trial (--set names)
     cells: tuple[str, ...]
-    space: Mapping[str, dict]  # harness/space.py form, e.g. {"train.lr": {"type": "float", ...}}
+    space: Mapping[str, dict]  # harness/sweep/space.py form, e.g. {"train.lr": {"type": "float", ...}}
     trials: int  # per cell: the same for every cell
     metric: str = "solve_cost"  # a metric every run logs (train.py); minimised
     per_cell: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)

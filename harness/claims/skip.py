@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import stats
+from harness.analysis import stats
 from harness.claims.base import Claim, ClaimReport, Grid, Verdict, metric, numeric, param, task_of
 from harness.claims.plans import Tuning
 from harness.claims.registry import register
-from harness.plotting import color, plt
+from harness.analysis.plotting import color, plt
 
 PAPER_UPDATES = {"skip_lstm": 0.539, "skip_gru": 0.507}
 FEW_UPDATES = 0.60  # "about half": the paper's fractions are 51-54%

@@ -34,11 +34,12 @@ from pathlib import Path
 import torch
 
 import variants
-from harness import bench, threads
-from harness.bench_overhead import OVERHEAD_ONLY_STEPS, harness_overhead
+from harness.bench import speed as bench
+from harness.training import threads
+from harness.bench.overhead import OVERHEAD_ONLY_STEPS, harness_overhead
 from harness.device import resolve_device
 from harness.errors import UsageError
-from harness.spec import cpu_name, git_commit
+from harness.training.spec import cpu_name, git_commit
 
 CSV_FIELDS = ["row", "kind", "variant", "path", "batch", "hidden", "length", "update_fraction",
               "forward_ms_per_step", "forward_iqr", "train_ms_per_step", "train_iqr", "forward_seq_per_s",
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, metavar="N", help="untimed calls per row first, at least; more "
                         "until the call time is stable (default 2; quick 1)")
     parser.add_argument("--threads", type=int, metavar="N",
-                        help="torch CPU threads (default: as a run, train.threads=0; see harness/threads.py)")
+                        help="torch CPU threads (default: as a run, train.threads=0; see harness/training/threads.py)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short timing: a smoke test in seconds")
     parser.add_argument("--overhead-only", action="store_true",
                         help=f"only the harness overhead (default {OVERHEAD_ONLY_STEPS}-step runs, 5 pairs)")
@@ -217,7 +218,7 @@ def run(args, device, points, names, timing) -> int:
     speedups = bench.skip_speedups(records)
     steps = args.overhead_steps
     if steps is None:
-        from harness.train_config import TrainConfig
+        from harness.training.train_config import TrainConfig
         steps = 8 if args.quick else OVERHEAD_ONLY_STEPS if args.overhead_only else TrainConfig().steps
     overhead = None
     if steps > 0:

@@ -10,11 +10,11 @@ import textwrap
 import tasks
 import variants
 from harness.config import Options
-from harness.model import ModelConfig
+from harness.training.model import ModelConfig
 from harness.registry import import_plugins
-from harness.spec import DEFAULT_TASK, RunSpec, apply_sets, build_spec, load_toml
+from harness.training.spec import DEFAULT_TASK, RunSpec, apply_sets, build_spec, load_toml
 from harness.tracking import TrackConfig
-from harness.train_config import TrainConfig
+from harness.training.train_config import TrainConfig
 
 # Shortcut flags: each is the same as --set on one field.
 SHORTCUTS = {"variant": "model.variant", "task": "task.name", "seed": "train.seed",

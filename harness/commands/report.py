@@ -43,7 +43,7 @@ def destinations(out: str | None, dashboards: str | None) -> tuple[Path, Path | 
 
 
 def main(args) -> int:
-    from harness.reporting import report_all
+    from harness.report.write import report_all
 
     from harness.commands.reproduce import parse_cells
     from harness.outdirs import make_dirs, remove_empty

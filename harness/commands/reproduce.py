@@ -50,7 +50,7 @@ def parse_cells(text: str | None) -> tuple[str, ...] | None:
 
 
 def main(args) -> int:
-    from harness.reproduce import reproduce, spec_for
+    from harness.reproduce.runner import reproduce, spec_for
     from harness.tracking import Outcome
     from tasks import imdb_data
 

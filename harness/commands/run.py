@@ -15,10 +15,10 @@ import argparse
 import json
 import sys
 
-from harness import checkpoint
+from harness.training import checkpoint
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
-from harness.spec import spec_from_dict
+from harness.training.spec import spec_from_dict
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_resume(args) -> tuple:
-    from harness.checkpoint import checkpoint_root
+    from harness.training.checkpoint import checkpoint_root
 
     if not args.resume.strip():
         raise UsageError("--resume needs the id of the run to continue")
@@ -77,7 +77,7 @@ def summary(result, spec, tracker) -> str:
 
 
 def main(args) -> int:
-    from harness.train import train
+    from harness.training.train import train
 
     if args.resume is not None:
         spec, resume = load_resume(args)

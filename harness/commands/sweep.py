@@ -21,12 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import space as spaces
+from harness.sweep import space as spaces
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.config import ConfigError, flatten
-from harness.spec import load_toml
-from harness.sweep_state import describe_storage, lock_for, record_or_check_study
+from harness.training.spec import load_toml
+from harness.sweep.storage import describe_storage, lock_for, record_or_check_study
 from harness.tracking import local_dir, open_tracker, resolve_uri
 
 
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args):
-    from harness.study import Settings
+    from harness.sweep.study import Settings
 
     values = load_toml(args.config) if args.config else {}
     search = values.pop("search", {})
@@ -105,7 +105,7 @@ def prepare(settings, fail_running: bool) -> dict:
     """Check that the storage works (before anything is written), then under the sweep lock:
     check or record the study's identity and seed, find or create the MLflow parent run,
     retry trials a crashed sweep left RUNNING (--fail-running), queue the trials still missing."""
-    from harness import study as studies
+    from harness.sweep import study as studies
 
     # both stores are checked before either is written to: a bad one fails in one line, and
     # leaves no study without its parent run, nor a parent run without its study
@@ -125,7 +125,7 @@ def prepare(settings, fail_running: bool) -> dict:
 
 
 def run_workers(settings, workers: int) -> None:
-    from harness.study import run_worker
+    from harness.sweep.study import run_worker
 
     if workers <= 1:
         run_worker(settings, 0, progress=sys.stderr.isatty())
@@ -145,7 +145,7 @@ def run_workers(settings, workers: int) -> None:
 
 def report(storage: str, name: str, log: bool = True) -> dict:
     """Best trial, trials table and figures of a study; logged to its MLflow parent run."""
-    from harness import study as studies
+    from harness.sweep import study as studies
 
     study = studies.load(storage, name)
     frame = studies.trials_frame(study)

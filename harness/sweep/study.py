@@ -6,7 +6,7 @@ in `--workers` processes or on other machines, takes only queued trials. Optuna 
 queued trial atomically (a WAITING -> RUNNING state change that only one caller wins), so
 exactly N trials run however many workers race. With RDB storage, heartbeats turn the trial
 of a killed worker into FAIL and `RetryHeartbeatStaleTrialCallback` queues it again.
-Samplers and the queue hook live in harness/sampling.py.
+Samplers and the queue hook live in harness/sweep/sampling.py.
 """
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from harness import space as spaces
+from harness.sweep import space as spaces
 from harness.config import ConfigError, flatten
-from harness.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
-from harness.spec import apply_sets, build_spec
-from harness.sweep_state import describe_storage, is_rdb, open_storage
-from harness.train import StopRun, train
+from harness.sweep.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
+from harness.training.spec import apply_sets, build_spec
+from harness.sweep.storage import describe_storage, is_rdb, open_storage
+from harness.training.train import StopRun, train
 from harness.tracking import open_tracker, set_run_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -87,7 +87,7 @@ def study_storage(settings: Settings):
 
 def open_study(settings: Settings, worker: int = 0, storage=None) -> QueueStudy:
     """Create or load the study on `storage` (default: study_storage(settings)). `worker` no
-    longer matters: draws depend on the study seed and trial numbers only (harness.sampling)."""
+    longer matters: draws depend on the study seed and trial numbers only (harness.sweep.sampling)."""
     check_queue_hook()
     storage = study_storage(settings) if storage is None else storage
     study = optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,

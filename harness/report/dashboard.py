@@ -70,7 +70,7 @@ def verdict_css(verdict: str) -> str:
 
 
 def write_dashboard(written, out: Path, results: Path) -> Path:
-    """Pages for the claims just reported (`written`: harness.reporting.Written, duck-typed so
+    """Pages for the claims just reported (`written`: harness.report.write.Written, duck-typed so
     that this module imports nothing of the reporting); the index over every claim with results."""
     out.mkdir(parents=True, exist_ok=True)
     env = Environment(autoescape=True)

@@ -1,7 +1,7 @@
 """Running a claim's adaptive stages (harness/claims/plans.py): tuning studies, then lag ladders.
 
 Tuning: for every cell, one Optuna study of `trials` trials (the sweep machinery of
-harness/study.py: queue, journal storage beside the store, a seeded TPE sampler in one process,
+harness/sweep/study.py: queue, journal storage beside the store, a seeded TPE sampler in one process,
 so the study is reproducible) whose objective is a metric every run logs; the best trial's
 values are recorded as one MLflow run per cell (`claim_stage` = tuning), which the ladders and
 the report read. A ladder is one chain per (cell, seed), climbing its lags in order in one
@@ -20,7 +20,7 @@ from typing import Callable
 
 from harness.claims import Claim, Planned, Tuning
 from harness.device import resolve_device
-from harness.claim_run import Done, run_one, spec_for
+from harness.reproduce.one_run import Done, run_one, spec_for
 from harness.tracking import Outcome, local_dir, open_runs, open_tracker
 
 TUNING, LADDER = "tuning", "ladder"
@@ -62,7 +62,7 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
 
     from harness import claims
     from harness.commands.sweep import prepare
-    from harness.study import Settings, load, run_worker
+    from harness.sweep.study import Settings, load, run_worker
 
     started = time.perf_counter()
     claim = claims.get(claim_name, cells)

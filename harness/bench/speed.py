@@ -15,7 +15,7 @@ row gets many calls, a slow one few). Times are per sequence step (the call's ti
             allocated before. CPU: the high-water mark of bytes held by PyTorch's CPU
             allocator during one train call (torch.profiler memory events at op granularity)
 
-Threads: a bench on a CPU uses the thread count of a run (harness.threads.automatic) unless
+Threads: a bench on a CPU uses the thread count of a run (harness.training.threads.automatic) unless
 told otherwise. This matters beyond speed: torch.nn.LSTM on a CPU runs oneDNN, which enters
 an OpenMP parallel region at every call even at B=8, H=16, while the GRU/RNN kernels at such
 sizes stay on one thread. With more threads than free cores (2 threads on a 2-core machine

@@ -7,7 +7,7 @@ import concurrent.futures
 import multiprocessing
 import os
 
-from harness.claim_run import Done, _init_worker, check_data, measured_fingerprint, run_one, spec_for
+from harness.reproduce.one_run import Done, _init_worker, check_data, measured_fingerprint, run_one, spec_for
 from harness.claims import Claim, Planned
 from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
 
@@ -64,7 +64,7 @@ def run_plan(claim: Claim, plan: list[Planned], *, device: str, uri: str, jobs: 
 def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
               command: str, report=print) -> list[Done]:
     """Every run of the claim's budget: static grids, then tuning studies, the grids they tune,
-    and the lag ladders (harness/stages.py). Finished runs are reused."""
+    and the lag ladders (harness/reproduce/stages.py). Finished runs are reused."""
     uri = resolve_uri(uri)
     open_runs(uri)  # checks the store; reading creates nothing
     plan = claim.plan(budget, seeds)
@@ -79,7 +79,7 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
     if any(o.outcome == Outcome.KILLED for o in outcomes):
         return outcomes
     if claim.tunings(budget) or claim.ladders(budget):
-        from harness.stages import run_stages
+        from harness.reproduce.stages import run_stages
 
         report(f"{claim.name} ({budget}): tuning studies, the grids they tune and the lag ladders")
         outcomes += run_stages(claim, budget, seeds=seeds, device=device, uri=uri, jobs=jobs, threads=threads,

@@ -8,7 +8,7 @@ import json
 import time
 
 from harness.claims import Claim, Planned
-from harness.spec import apply_sets, build_spec
+from harness.training.spec import apply_sets, build_spec
 from harness.tracking import Outcome, open_tracker
 
 
@@ -43,7 +43,7 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     import torch
 
     from harness.claims import get
-    from harness.train import train
+    from harness.training.train import train
 
     if threads:
         torch.set_num_threads(threads)
@@ -54,7 +54,7 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     if not claim.trains:
         import platform
 
-        from harness.spec import git_commit, machine_name
+        from harness.training.spec import git_commit, machine_name
 
         run_id = tracker.start(run_name=f"{claim.name}-{'-'.join(map(str, planned.values.values()))}",
                                tags={**tags, "fingerprint": measured_fingerprint(planned), "device": "cpu",

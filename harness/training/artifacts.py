@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from harness import probes
-from harness.checkpoint import FILE, checkpoint_root
+from harness.training import probes
+from harness.training.checkpoint import FILE, checkpoint_root
 from harness.config import flatten
-from harness.model import trainable_parameters
+from harness.training.model import trainable_parameters
 from harness.tracking import Tracker
 
 

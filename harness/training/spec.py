@@ -25,10 +25,10 @@ import tasks
 import variants
 from harness.config import ConfigError
 from harness.device import parse_device, resolve_device
-from harness.model import ModelConfig
+from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
 from harness.tracking import TrackConfig
-from harness.train_config import TrainConfig
+from harness.training.train_config import TrainConfig
 from tasks.base import TaskOptions
 from variants.base import CellOptions
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from harness.model import SequenceModel
+from harness.training.model import SequenceModel
 
 
 @torch.no_grad()

@@ -41,7 +41,7 @@ def check_queue_hook() -> None:
     params = list(inspect.signature(hook).parameters) if callable(hook) else None
     if params != ["self"]:
         raise RuntimeError(f"optuna {optuna.__version__}: optuna.Study.{QUEUE_HOOK}(self) is missing or changed "
-                           f"(parameters {params}); harness.sampling.take_queued_trial must be adapted")
+                           f"(parameters {params}); harness.sweep.sampling.take_queued_trial must be adapted")
 
 
 def take_queued_trial(study: optuna.Study) -> int:

@@ -98,7 +98,7 @@ def profile_rows(step: int, profile: GradientProfile) -> list[dict]:
 def profile_svg(rows: list[dict], title: str, threshold: float) -> str:
     """Gradient norm against distance from the loss, one line per probed training step, as SVG
     (log scale; the dashed line is `threshold` x the last probe's norm at the loss step)."""
-    from harness import svgplot
+    from harness.training import svgplot
 
     steps = sorted({r["step"] for r in rows})
     panels = []

@@ -120,7 +120,7 @@ def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None
                 continue
             written.append(write_claim(claim, *found, out / claim.name))
     if dashboards is not None and written:
-        from harness.dashboard import write_dashboard
+        from harness.report.dashboard import write_dashboard
 
         write_dashboard(written, dashboards, out)
     return written

@@ -24,9 +24,9 @@ def harness_overhead(steps: int, pairs: int, device: str, quick: bool) -> dict:
     """{'fixed_s': median over pairs of (tracked - untracked) seconds, 'fixed_min_s',
     'fixed_max_s', 'tracked_s', 'untracked_s' (medians), 'ratio' (median tracked/untracked)
     with its range, 'steps', 'pairs'}. `quick` shrinks the validation and test sets to 128."""
-    from harness.spec import build_spec
+    from harness.training.spec import build_spec
     from harness.tracking import open_tracker
-    from harness.train import train
+    from harness.training.train import train
 
     threads = torch.get_num_threads()  # a run sets its own; the caller's count is restored
     try:

@@ -16,18 +16,20 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from harness import checkpoint, probes
+from harness.training import checkpoint
+
+from harness.training import probes
 from harness.device import resolve_device
-from harness.evaluation import criterion_of, evaluate, progress
-from harness.model import SequenceModel, resolve_cell_options, trainable_parameters
+from harness.training.evaluation import criterion_of, evaluate, progress
+from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
 from harness.tracking import Outcome, Tracker
-from harness.train_config import TrainConfig
+from harness.training.train_config import TrainConfig
 
 # resolve_device and TrainConfig live in leaf modules so that the spec need not import this
-# module (which imports the spec); existing `from harness.train import ...` still works.
+# module (which imports the spec); existing `from harness.training.train import ...` still works.
 
 if TYPE_CHECKING:
-    from harness.spec import RunSpec
+    from harness.training.spec import RunSpec
 
 
 class StopRun(Exception):
@@ -274,7 +276,7 @@ class Trainer:
         """solved (the criterion held on validation at some evaluation), steps_to_solve and
         sequences_to_solve (when solved), and solve_cost: steps_to_solve when solved, else
         (2 - progress) x the step budget, so every solved run costs less than every unsolved one
-        and an unsolved run that came closer costs less (a tuning objective, harness/stages.py)."""
+        and an unsolved run that came closer costs less (a tuning objective, harness/reproduce/stages.py)."""
         out = {"solved": float(self.solved_at is not None)}
         if self.solved_at is not None:
             out.update(steps_to_solve=float(self.solved_at),
@@ -304,7 +306,7 @@ class Trainer:
                 grad_x=torch.tensor([r["grad_x_norm"] for r in rows]).numpy())
             metrics.update(profile.summary(self.track.probe_threshold))
         if self.track.context_probe and hasattr(self.task, "context_problems"):
-            from harness import context
+            from harness.training import context
 
             found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
                                                       count=self.track.context_problems, seed=self.cfg.seed)
@@ -319,8 +321,9 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     """Train `spec` to the end (or until stopped); the outcome is returned and recorded by
     `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
     data is prepared before the run is created: a data error leaves no run behind."""
-    from harness import artifacts, threads
-    from harness.checkpoint import checkpoint_root
+    from harness.training import artifacts
+    from harness.training import threads
+    from harness.training.checkpoint import checkpoint_root
     from harness.outdirs import make_dirs
     from harness.tracking import local_dir
 
