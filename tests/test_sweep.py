@@ -13,7 +13,6 @@ import warnings
 
 import optuna
 import psutil
-import pytest
 from helpers import at_once, free_port, new_database, run_cli
 from mlflow import MlflowClient
 from optuna.trial import TrialState

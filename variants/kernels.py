@@ -142,7 +142,8 @@ def one(like: Tensor) -> Tensor:
 
 class GRUKernel:
     """torch.nn's reset-after GRU: r, z, n; b_hh is applied inside the recurrent matmul.
-    The forward rounds exactly as GRU.step (no fused multiply-adds), so values agree bitwise."""
+    The forward uses GRU.step's operations in its order (no fused multiply-adds), so values
+    agree with it within the cell's path tolerance (tests/test_variant_fast.py)."""
 
     n_state = 1
     needs_output_grads = True

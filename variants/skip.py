@@ -11,12 +11,14 @@ Wrapped around a dense cell S with state s (h, or (h, c)):
 
 As the authors' code, W_p reads the last dense state component (c for the LSTM, h for the
 GRU). The state carries ũ and the running count Σ_t u_t per sequence, so a final state tells
-how many updates each sequence used and passing it back in continues the sequence exactly.
+how many updates each sequence used and passing it back in continues the sequence (to float
+rounding: tests/test_variant_contract.py).
 
 Paths: `explicit` is the reference above, computing the candidate at every step and masking
 it. `fast` (skip_fast.py, skip_grad.py) computes only the updates — about T × (update
-fraction) iterations — with outputs and final states identical to the reference and its
-straight-through gradients, all terms included.
+fraction) iterations — with the reference's update pattern (update counts equal exactly), and
+outputs, final states and straight-through gradients (all terms included) within the cell's
+stated tolerance.
 """
 from __future__ import annotations
 

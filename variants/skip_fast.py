@@ -10,15 +10,15 @@ computes its next update step: about T × (update fraction) iterations instead o
 one dense step on all B rows. Outputs are the held states forward-filled in time (one
 gather after the loop).
 
-Exact, not approximately equal:
-  * the number of skips after an update is read from `skip_thresholds`, made by simulating
-    the reference's own float additions ũ + Δũ (the count is monotone in Δũ, so it is a
-    searchsorted), so the update pattern is the reference's;
-  * every matmul has the reference's shapes (all B rows each iteration) and the dense step
-    rounds as the explicit one, so outputs and final states — ũ and the update counts
-    included — equal the masked path bitwise on CPU (the tests check torch.equal);
-  * gradients are the reference's straight-through gradients, all terms included (see
-    skip_grad.py), to float rounding.
+What agrees with the masked reference, and how closely (tests/test_variant_fast.py):
+  * the update pattern exactly: the number of skips after an update is read from
+    `skip_thresholds`, made by simulating the reference's own float additions ũ + Δũ (the
+    count is monotone in Δũ, so it is a searchsorted), and the tests check the update counts
+    with torch.equal;
+  * outputs and final states (ũ included) within the cell's stated tolerance: every matmul has
+    the reference's shapes (all B rows each iteration) and the dense step is the explicit one's;
+  * gradients: the reference's straight-through gradients, all terms included (see
+    skip_grad.py), within the gradient tolerance.
 The initial run (a given ũ_0 < 0.5, or update_gate="never") is simulated step by step;
 update_gate="always" is the same loop with no skips. A starting ũ outside [-0.5, 1.5),
 where round() is neither 0 nor 1, falls back to the explicit path.

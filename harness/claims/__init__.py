@@ -13,7 +13,7 @@ from harness.claims.registry import REGISTRY, register
 from harness.claims import params, horizon, imdb, phased, skip, context  # noqa: E402,F401  (one line per claim)
 
 __all__ = ["BUDGETS", "MISSION_CELLS", "Claim", "ClaimReport", "Context", "Grid", "Ladder", "Planned", "Tuning",
-           "Verdict", "available", "get"]
+           "Verdict", "available", "get", "register"]
 
 
 def available() -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
-from typing import Any, Callable, ClassVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from harness.claims.plans import Ladder, Tuning
+
+if TYPE_CHECKING:  # declarations import without pandas: `--help` lists claims in milliseconds
+    import pandas as pd
 
 BUDGETS = ("smoke", "quick", "full")
 # The cells of the mission: a claim studies these unless it pins fewer; a cell added to the
@@ -198,53 +199,3 @@ class Context:
     tracking_uri: str
     history: Callable[[list[str], str], pd.DataFrame]  # (run_ids, metric) -> run_id, step, value
     artifact: Callable[[str, str], Any]  # (run_id, path) -> local Path
-
-
-def param(runs: pd.DataFrame, field: str) -> pd.Series:
-    """A config field of every run, by its --set name, from the neutral run table
-    (harness.tracking.runs: numbers and booleans already parsed)."""
-    return runs[field]
-
-
-def numeric(runs: pd.DataFrame, field: str) -> pd.Series:
-    return pd.to_numeric(param(runs, field), errors="coerce")
-
-
-def flag(runs: pd.DataFrame, field: str) -> pd.Series:
-    """A boolean config field as True/False (a missing value is False)."""
-    return param(runs, field).map(lambda v: v is True or v == "True")
-
-
-def outcome(runs: pd.DataFrame) -> pd.Series:
-    """Each run's outcome as its name ("finished", "diverged", ...)."""
-    return runs["outcome"].map(str)
-
-
-def metric(runs: pd.DataFrame, name: str, default: float = float("nan")) -> pd.Series:
-    """A metric of every run; `default` where a run (or every run) did not log it."""
-    if name not in runs:
-        return pd.Series(default, index=runs.index, dtype=float)
-    return pd.to_numeric(runs[name], errors="coerce").fillna(default)
-
-
-def _text(value) -> str:
-    """A parsed table value back to the text it was given as (--set style), for from_mapping."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def task_of(row: pd.Series):
-    """Rebuild a run's task from its logged config (to ask for its baseline and criterion)."""
-    import tasks
-
-    cls = tasks.get(row["task.name"])
-    fields = {f for f in cls.Options.__dataclass_fields__}
-    values = {k[len("task."):]: _text(v) for k, v in row.items()
-              if k.startswith("task.") and k[len("task."):] in fields and v is not None and not pd.isna(v)}
-    return cls(cls.Options.from_mapping(values))
-
-
-def normalised(accuracy: float, chance: float) -> float:
-    """How far from chance (0) to perfect (1) an accuracy is."""
-    return (accuracy - chance) / (1.0 - chance) if chance < 1 else float("nan")

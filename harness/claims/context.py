@@ -3,7 +3,6 @@ measured where the line comes from, on real text: how much context does each cel
 model use (Khandelwal et al. 2018), and how much of a review does each cell's classifier use?"""
 from __future__ import annotations
 
-from harness.claims import context_report as report
 from harness.claims.base import Claim, ClaimReport, Grid, against_claims, verdict_of_matches, within_factor
 from harness.claims.imdb import RECIPE
 from harness.claims.registry import register
@@ -73,6 +72,8 @@ class Context(Claim):
                 Grid("classifier", classifier, cells))
 
     def analyse(self, runs, context):
+        from harness.claims import context_report as report  # pandas, scipy, matplotlib: only to report
+
         frame = report.frame(runs)
         curves = report.curves(frame, context)
         table = report.effective_table(frame, self.cells, curves)

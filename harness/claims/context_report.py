@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
-from harness.claims.base import metric, numeric, outcome, param, task_of
+from harness.claims.columns import metric, numeric, outcome, param, task_of
 from harness.analysis.plotting import color, log2_axis, log2_bars, plt
 
 STEP = 2 ** 0.5  # the distance grid's ratio: the finest move it resolves

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import variants
-from harness.claims import horizon_tables as tables
 from harness.claims.base import MISSION_CELLS, Claim, ClaimReport, against_claims, verdict_of_matches, within_factor
 from harness.claims.plans import Ladder, Tuning
 from harness.claims.registry import register
@@ -54,6 +52,8 @@ BUDGETS = {
 def gate_init(cell: str, longest: int) -> dict:
     """Tallec & Ollivier's chrono initialisation for every cell that has a forget gate, with
     T_max = the longest sequence of the ladder: the same initialisation at every lag."""
+    import variants  # torch: only when planning runs
+
     fields = {f.name for f in dataclasses.fields(variants.get(cell).Options)}
     return {"cell.forget_init": "chrono", "cell.chrono_max": longest + 2} if "forget_init" in fields else {}
 
@@ -124,6 +124,8 @@ class Horizon(Claim):
                 f"{b.common['train.steps']} steps"]
 
     def analyse(self, runs, context):
+        from harness.claims import horizon_tables as tables  # pandas, scipy, matplotlib: only to report
+
         frame = tables.frame(runs, self)
         tuned = tables.tuning_table(runs)
         horizons = tables.horizons(frame, self.cells)

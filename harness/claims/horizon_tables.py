@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
-from harness.claims.base import metric, numeric, outcome, param
+from harness.claims.columns import metric, numeric, outcome, param
 from harness.analysis.horizon_fit import firth_logistic, horizon, majority
 
 MAIN, CHECK = "main", "budget-x2"

@@ -1,10 +1,7 @@
 """Claim `params`: the parameter counts the course material quotes are the Keras formulas."""
 from __future__ import annotations
 
-import pandas as pd
-
-import variants
-from harness.claims.base import Claim, ClaimReport, Grid, Planned, Verdict
+from harness.claims.base import Claim, Grid, Planned
 from harness.claims.registry import register
 
 # Closed forms, x = input size, h = state size (one bias vector where Keras has one).
@@ -25,6 +22,7 @@ SIZES = ((32, 32), (1, 110), (10, 20), (128, 256))
 @register
 class Params(Claim):
     name = "params"
+    formulas, keras_model = FORMULAS, KERAS_MODEL  # read by the analysis
     title = "Parameter counts match the closed-form (Keras) formulas"
     statement = ("SimpleRNN(32) on 32 inputs has 2,080 parameters and LSTM(32) 8,320 = 4·h·(h+x) + 4·h "
                  "(Keras, one bias vector); the whole Keras IMDB LSTM model has 328,353.")
@@ -54,49 +52,11 @@ class Params(Claim):
                                "task": {"name": "imdb"}, "cell": {"weight_init": "keras"}})
             return {"trainable_params": float(trainable_parameters(
                 SequenceModel(spec.model, spec.cell, spec.build_task())))}
+        import variants  # torch: only when counting
+
         return {"trainable_params": float(sum(p.numel() for p in variants.create(v["variant"], x, h).parameters()))}
 
     def analyse(self, runs, context):
-        rows = []
-        for _, r in runs.iterrows():
-            variant, scope, size = r["variant"], r["scope"], r["size"]
-            x, h = (int(s) for s in size.split("x"))
-            measured = int(r["trainable_params"])
-            if scope == "model":
-                text, expected = "Keras model.summary()", KERAS_MODEL.get(variant)
-            else:
-                text, fn = FORMULAS.get(variant, ("no formula", None))
-                expected = fn(x, h) if fn else None
-            rows.append({"scope": scope, "variant": variant, "x": x, "h": h, "measured": measured,
-                         "formula": text, "expected": expected,
-                         "match": None if expected is None else measured == expected})
-        table = pd.DataFrame(rows).sort_values(["scope", "variant", "x", "h"]).reset_index(drop=True)
-        known = table[table["match"].notna()]
-        bad = known[~known["match"].astype(bool)]
-        verdict = Verdict.REPRODUCED if len(known) and bad.empty else Verdict.NOT_REPRODUCED
-        keras = table[(table.x == 32) & (table.h == 32)].set_index(["scope", "variant"])["measured"]
-        detail = (f"{'Exact match: ' if verdict == Verdict.REPRODUCED else 'Mismatch: '}"
-                  f"{len(known) - len(bad)} of {len(known)} counts equal their formula. At x = h = 32: "
-                  f"SimpleRNN {keras.get(('cell', 'simple_rnn'), 'n/a'):,}, LSTM {keras.get(('cell', 'lstm'), 'n/a'):,}, "
-                  f"GRU {keras.get(('cell', 'gru'), 'n/a'):,}; Keras IMDB LSTM model "
-                  f"{keras.get(('model', 'lstm'), 'n/a'):,}.")
-        if not bad.empty:
-            detail += " Mismatches: " + "; ".join(f"{r.variant} {r.x}x{r.h}: {r.measured} vs {r.expected}"
-                                                  for r in bad.itertuples())
-        return ClaimReport(verdict, detail, {"parameter_counts": table}, {"parameters": _figure(table)})
+        from harness.claims import params_analysis  # pandas, scipy, matplotlib: only to report
 
-
-def _figure(table: pd.DataFrame):
-    import matplotlib.pyplot as plt
-
-    part = table[(table.scope == "cell") & (table.x == 32) & (table.h == 32)].sort_values("measured")
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    bars = ax.barh(part["variant"], part["measured"], color="#4c72b0", label="measured")
-    ax.scatter(part["expected"], part["variant"], color="#dd8452", zorder=3, marker="|", s=400, label="formula")
-    ax.bar_label(bars, labels=[f"{v:,}" for v in part["measured"]], padding=3, fontsize=8)
-    ax.set_xlabel("trainable parameters (input 32, state 32)")
-    ax.set_xlim(0, part["measured"].max() * 1.2)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Parameters per cell vs closed-form formula")
-    fig.tight_layout()
-    return fig
+        return params_analysis.analyse(self, runs, context)

@@ -2,14 +2,8 @@
 sampling is fine or irregular (Neil, Pfeiffer & Liu 2016, task 1)."""
 from __future__ import annotations
 
-import math
-
-import pandas as pd
-
-from harness.analysis import stats
-from harness.claims.base import Claim, ClaimReport, Grid, metric, numeric, outcome, param, Verdict
+from harness.claims.base import Claim, Grid
 from harness.claims.registry import register
-from harness.analysis.plotting import band, color, grid_of_axes
 
 REGIMES = ("standard", "high_res", "async")
 # Read off the authors' chart (Phased LSTM / LSTM), in percent.
@@ -27,6 +21,7 @@ def _grid(regime: str, common: dict, cells=CELLS) -> Grid:
 class Phased(Claim):
     name = "phased"
     cells = CELLS
+    compared, epoch, paper, regimes = COMPARED, EPOCH, PAPER, REGIMES  # read by the analysis
     title = "Phased LSTM vs LSTM on frequency discrimination"
     statement = ("Phased LSTM classifies sine waves by period more accurately than an LSTM, and the gap "
                  "grows under high-resolution and asynchronous sampling (≈ 99/89%, 99.6/52%, 98/69%).")
@@ -58,57 +53,6 @@ class Phased(Claim):
         return tuple(_grid(r, common, self.cells) for r in REGIMES)
 
     def analyse(self, runs, context):
-        frame = pd.DataFrame({"run_id": runs["run_id"], "regime": param(runs, "task.sampling"),
-                              "variant": param(runs, "model.variant"), "seed": numeric(runs, "train.seed"),
-                              "test": metric(runs, "test_accuracy"), "outcome": outcome(runs),
-                              "per_epoch": EPOCH / numeric(runs, "train.batch_size")})
-        history = context.history(list(frame["run_id"]), "val_accuracy").merge(frame, on="run_id")
-        history["epoch"] = history["step"] / history["per_epoch"]
-        reach = history[history["value"] >= 0.9].groupby("run_id")["epoch"].min()
-        frame["epochs_to_90"] = frame["run_id"].map(reach)
-        rows, regimes = [], []
-        for (regime, variant), part in frame.groupby(["regime", "variant"]):
-            mean, lo, hi = stats.mean_interval(part["test"], bounds=stats.UNIT)
-            reached = part["epochs_to_90"].dropna()
-            paper = dict(zip(COMPARED, PAPER[regime])).get(variant)
-            rows.append({"regime": regime, "variant": variant, "seeds": len(part), "test_accuracy": mean,
-                         "ci_low": lo, "ci_high": hi, "paper_accuracy": None if paper is None else paper / 100,
-                         "reached_90": f"{len(reached)}/{len(part)}",
-                         "median_epochs_to_90": float(reached.median()) if len(reached) else math.nan})
-        for regime in REGIMES:
-            a, b = (frame[(frame.regime == regime) & (frame.variant == v)]["test"].dropna() for v in COMPARED)
-            if len(a) and len(b):
-                diff, lo, hi = stats.difference_interval(a, b)
-                paper = (PAPER[regime][0] - PAPER[regime][1]) / 100
-                regimes.append({"regime": regime, "phased - lstm": diff, "ci_low": lo, "ci_high": hi,
-                                "paper gap": paper, "advantage": "yes" if lo > 0 else "no"})
-        gaps = pd.DataFrame(regimes)
-        yes = int((gaps["advantage"] == "yes").sum()) if len(gaps) else 0
-        verdict = (Verdict.UNTESTABLE if gaps.empty else Verdict.REPRODUCED if yes == len(gaps) else
-                   Verdict.NOT_REPRODUCED if yes == 0 else Verdict.PARTLY)
-        detail = "; ".join(f"{g['regime']}: Phased LSTM - LSTM test accuracy = "
-                           f"{stats.fmt_interval(g['phased - lstm'], g['ci_low'], g['ci_high'])} "
-                           f"(paper {g['paper gap']:+.2f})" for g in regimes)
-        return ClaimReport(verdict, detail, {"accuracy": pd.DataFrame(rows), "advantage": gaps},
-                           {"learning_curves": _curves(history)})
+        from harness.claims import phased_analysis  # pandas, scipy, matplotlib: only to report
 
-
-def _curves(history: pd.DataFrame):
-    regimes = [r for r in REGIMES if r in set(history["regime"])]
-    fig, axes = grid_of_axes(len(regimes))
-    for ax, regime in zip(axes, regimes):
-        part = history[history["regime"] == regime]
-        for i, (variant, p) in enumerate(part.groupby("variant")):
-            agg = [(e, *stats.mean_interval(q["value"], bounds=stats.UNIT)) for e, q in p.groupby("epoch")]
-            e, m, lo, hi = zip(*agg)
-            band(ax, e, m, lo, hi, variant, color(variant, i))
-        ax.axhline(0.9, color="grey", ls="--", lw=1, label="90%")
-        ax.set_title(f"{regime} sampling", fontsize=10)
-        ax.set_xlabel("epoch (5,000 sequences)")
-        ax.set_ylabel("validation accuracy")
-        ax.set_ylim(0.4, 1.01)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle("Frequency discrimination: validation accuracy per epoch")
-    fig.tight_layout()
-    return fig
+        return phased_analysis.analyse(self, runs, context)
