@@ -136,7 +136,7 @@ def test_run_json_and_mlflow_store(tmp_path):
     assert run.data.metrics["test_accuracy"] == pytest.approx(info["metrics"]["test_accuracy"])
     assert len(client.get_metric_history(info["run_id"], "val_accuracy")) == 10
     names = {a.path for a in client.list_artifacts(info["run_id"])}
-    assert {"config.toml", "gradient_flow.svg", "gradient_flow.csv", "model_state_dict.pt"} <= names
+    assert {"config.toml", "gradient_flow.png", "gradient_flow.csv", "model_state_dict.pt"} <= names
 
 
 def _json_line(result):

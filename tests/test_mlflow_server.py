@@ -82,9 +82,9 @@ def test_server_serves_a_run_with_curves_and_gradient_figure(server, tmp_path):
     assert len(json.loads(_get(f"{api}/metrics/get-history?{query}"))["metrics"]) == 2
 
     listed = json.loads(_get(f"{api}/artifacts/list?run_id={result.run_id}"))["files"]
-    assert {"config.toml", "gradient_flow.svg", "gradient_flow.csv"} <= {f["path"] for f in listed}
-    svg = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "gradient_flow.svg", "run_uuid": result.run_id}))
-    assert svg.startswith(b"<svg") and svg.count(b"<polyline") == 2 * 2  # two probes in each of two panels
+    assert {"config.toml", "gradient_flow.png", "gradient_flow.csv"} <= {f["path"] for f in listed}
+    png = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "gradient_flow.png", "run_uuid": result.run_id}))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")  # the figure the UI shows
     config = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "config.toml", "run_uuid": result.run_id}))
     assert b'variant = "lstm"' in config
 

@@ -1,4 +1,5 @@
-"""Shared matplotlib helpers for claim figures: one look for every report."""
+"""The one plotting stack (matplotlib, Agg): claim figures and the per-run gradient-flow figure,
+one palette and one look for every figure the harness draws."""
 from __future__ import annotations
 
 import matplotlib
@@ -46,3 +47,33 @@ def log2_axis(ax, ticks, **label_style) -> None:
     ax.set_xticks(list(ticks), [str(t) for t in ticks], **label_style)
     ax.minorticks_off()
 
+
+
+def gradient_flow(rows: list[dict], title: str, threshold: float):
+    """Gradient norm against distance from the loss, one line per probed training step, in two
+    log-scale panels (‖∂L/∂h_t‖ through the recurrence, ‖∂L/∂x_t‖ at the inputs). `rows`: dicts
+    with step, distance, grad_h_norm, grad_x_norm (harness.training.probes.profile_rows). The
+    dashed line is `threshold` x the last probe's ‖∂L/∂h‖ at the loss step (the gradient
+    horizon's cut-off). Returns the matplotlib Figure (the caller logs and closes it)."""
+    steps = sorted({r["step"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(9.2, 3.6))
+    for ax, (column, label) in zip(axes, (("grad_h_norm", "‖∂L/∂h_t‖"), ("grad_x_norm", "‖∂L/∂x_t‖"))):
+        for i, step in enumerate(steps):
+            part = sorted((r["distance"], r[column]) for r in rows if r["step"] == step)
+            ax.plot([d for d, _ in part], [v for _, v in part], lw=1.4, label=f"step {step}",
+                    color=plt.rcParams["axes.prop_cycle"].by_key()["color"][i % 10])
+        if column == "grad_h_norm":
+            last = sorted((r["distance"], r[column]) for r in rows if r["step"] == steps[-1])
+            if last and last[0][1] > 0:
+                ax.axhline(threshold * last[0][1], color="0.4", ls="--", lw=1,
+                           label=f"{threshold:g} × norm at the loss step")
+        if any(r[column] > 0 for r in rows):
+            ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("distance from the last step (steps back)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -28,8 +28,10 @@ class Done:
 
 
 def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: int = 0):
-    sets = planned.sets + [f"train.device={device}", f"track.tracking_uri={uri}",
-                           f"track.experiment={claim.experiment}", f"train.threads={threads}"]
+    # A claim's hundreds of runs log the gradient-flow CSV only: its report draws the figures.
+    sets = ["track.probe_figure=false"] + planned.sets + [
+        f"train.device={device}", f"track.tracking_uri={uri}", f"track.experiment={claim.experiment}",
+        f"train.threads={threads}"]
     return build_spec(apply_sets({}, sets)).validate()
 
 

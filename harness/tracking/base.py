@@ -23,6 +23,8 @@ class TrackConfig(Options):
     probe_points: int = option(3, "gradient probes spread over training (start ... end)", min=1)
     probe_threshold: float = option(1e-3, "gradient_horizon: largest distance whose gradient norm "
                                     "is >= threshold x its norm at the loss step", min=0.0)
+    probe_figure: bool = option(True, "draw the gradient-flow figure (gradient_flow.png, matplotlib: ~0.5 s a run) "
+                                "beside its CSV; claim runs turn it off and their reports draw from the CSV")
     gate_stats: bool = option(True, "log gate means and saturation (explicit path) at evaluations")
     probe_batch: int = option(64, "validation sequences the gradient probe and gate statistics use", min=1)
     log_model: bool = option(False, "also mlflow.pytorch.log_model (slow; fixes the input shape)")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from harness.training import probes
 from harness.training.checkpoint import FILE, checkpoint_root
 from harness.config import flatten
 from harness.training.model import trainable_parameters
@@ -41,8 +40,13 @@ def log_end(tracker: Tracker, spec, trainer) -> None:
             csv = Path(tmp) / "gradient_flow.csv"
             pd.DataFrame(trainer.probe_rows).to_csv(csv, index=False)
             tracker.log_artifact(csv)
-            title = f"Gradient flow through time: {spec.variant} on {spec.task_name} (length {spec.task.length})"
-            tracker.log_text(probes.profile_svg(trainer.probe_rows, title, track.probe_threshold), "gradient_flow.svg")
+            if track.probe_figure:
+                from harness.analysis import plotting  # matplotlib: only for a run that draws its figure
+
+                title = f"Gradient flow through time: {spec.variant} on {spec.task_name} (length {spec.task.length})"
+                figure = plotting.gradient_flow(trainer.probe_rows, title, track.probe_threshold)
+                tracker.log_figure(figure, "gradient_flow.png")
+                plotting.plt.close(figure)
     if trainer.context_curve is not None:
         tracker.log_text(trainer.context_curve.to_csv(index=False), "context_curve.csv")
     if track.log_model:

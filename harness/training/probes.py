@@ -93,25 +93,3 @@ def gate_statistics(traces: list[Trace]) -> dict[str, float]:
 def profile_rows(step: int, profile: GradientProfile) -> list[dict]:
     return [{"step": step, "distance": k, "grad_h_norm": float(h), "grad_x_norm": float(x)}
             for k, (h, x) in enumerate(zip(profile.grad_h, profile.grad_x))]
-
-
-def profile_svg(rows: list[dict], title: str, threshold: float) -> str:
-    """Gradient norm against distance from the loss, one line per probed training step, as SVG
-    (log scale; the dashed line is `threshold` x the last probe's norm at the loss step)."""
-    from harness.training import svgplot
-
-    steps = sorted({r["step"] for r in rows})
-    panels = []
-    for column, label in (("grad_h_norm", "‖∂L/∂h_t‖"), ("grad_x_norm", "‖∂L/∂x_t‖")):
-        series = []
-        for step in steps:
-            part = sorted((r["distance"], r[column]) for r in rows if r["step"] == step)
-            series.append((f"step {step}", [d for d, _ in part], [v for _, v in part]))
-        reference = None
-        if column == "grad_h_norm":
-            last = sorted((r["distance"], r[column]) for r in rows if r["step"] == steps[-1])
-            if last and last[0][1] > 0:
-                reference = (f"{threshold:g} × norm at the loss step", threshold * last[0][1])
-        panels.append(svgplot.panel(svgplot.W * len(panels), label, "distance from the last step (steps back)",
-                                    label, series, reference))
-    return svgplot.figure(panels, title)
