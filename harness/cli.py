@@ -26,6 +26,8 @@ COMMANDS = {
     "sweep": ("harness.commands.sweep", "tune a variant with Optuna (pruned, resumable, multi-process)"),
     "reproduce": ("harness.commands.reproduce", "run a claim's experiment grid (resumable)"),
     "report": ("harness.commands.report", "tables, figures, verdicts and the HTML dashboard from the runs"),
+    "runs": ("harness.commands.runs", "list a store's runs as a table (filter, choose columns, JSON)"),
+    "compare": ("harness.commands.compare", "config difference, metrics and one figure for two or more runs"),
     "bench": ("harness.commands.bench", "time every variant and path against torch.nn.LSTM (CSV + Markdown)"),
 }
 

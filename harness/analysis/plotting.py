@@ -77,3 +77,35 @@ def gradient_flow(rows: list[dict], title: str, threshold: float):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def comparison(profiles: dict[str, list[tuple[int, float]]], curves: dict[str, dict[str, list[tuple[int, float]]]]):
+    """One figure comparing runs: the last gradient probe of each (‖∂L/∂h_t‖ against distance,
+    log scale) and each learning curve it has (metric -> [(step, value)]), one panel per metric.
+    `profiles`/`curves` are keyed by the run's label. Returns the Figure (the caller saves it)."""
+    metrics = sorted({m for per_run in curves.values() for m in per_run})
+    fig, axes = grid_of_axes(1 + len(metrics), ncols=3)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = sorted(set(profiles) | set(curves))
+    ax = axes[0]
+    for i, label in enumerate(labels):
+        points = profiles.get(label)
+        if points:
+            ax.plot([d for d, _ in points], [v for _, v in points], color=palette[i % 10], lw=1.4, label=label)
+    if any(v > 0 for points in profiles.values() for _, v in points):
+        ax.set_yscale("log")
+    ax.set_title("gradient flow (last probe)", fontsize=10)
+    ax.set_xlabel("distance from the last step (steps back)")
+    ax.set_ylabel("‖∂L/∂h_t‖")
+    for ax, metric in zip(axes[1:], metrics):
+        for i, label in enumerate(labels):
+            points = curves.get(label, {}).get(metric)
+            if points:
+                ax.plot([s for s, _ in points], [v for _, v in points], color=palette[i % 10], lw=1.4, label=label)
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("training step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
