@@ -3,9 +3,13 @@
 1. variants/ and tasks/ import from harness/ only leaf foundation modules, i.e. modules that
    themselves import nothing from the project (today harness.config and harness.registry).
 2. No import cycles anywhere in harness/, variants/ and tasks/.
+3. Each part of the project (a package of harness/, a top-level module of harness/, variants,
+   tasks) imports only the parts its row of ARROWS names, and MLflow and Optuna are imported
+   only by the part THIRD_PARTY names.
 
 Every import statement counts wherever it is (module level, inside a function, under
-TYPE_CHECKING): a lazy import is still a dependency. Relative imports are resolved, `from
+TYPE_CHECKING): a lazy import is still a dependency; for MLflow and Optuna too, with
+importlib.import_module("name") and __import__("name") calls. Relative imports are resolved, `from
 package import name` is an edge to the submodule when `name` is one, and a string literal that
 is the dotted name of a project module (importlib.import_module by name, as the CLI's command
 table) is an edge too.
@@ -22,6 +26,52 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("harness", "variants", "tasks")
 FOUNDATION_USERS = ("variants", "tasks")
+
+# The leaves every part may use: configuration, registries, user errors, devices, the
+# database lock, output folders. Each imports nothing of the project but harness.config.
+FOUNDATION = {"harness.config", "harness.registry", "harness.errors", "harness.device", "harness.dblock",
+              "harness.outdirs"}
+
+# part -> the other parts it may import (a part: a package of harness/, a top-level module of
+# harness/, variants, tasks). A part that has no row here fails the test: give it one.
+ARROWS = {
+    # the package itself holds the version only; `python -m harness` is the CLI
+    "harness": set(),
+    "harness.__main__": {"harness.cli"},
+    # the entry point, and the only importer of the commands (by name, one command at a time)
+    "harness.cli": {"harness.commands", "harness.config", "harness.errors", "harness.registry", "variants", "tasks"},
+    # the command line's layer: parses arguments, calls the parts, prints; nothing below imports it
+    "harness.commands": FOUNDATION | {"harness.training", "harness.sweep", "harness.reproduce", "harness.report",
+                                      "harness.bench", "harness.claims", "harness.tracking", "variants", "tasks"},
+    # one run: the spec, the loop, checkpoints, probes; it knows no sweep, claim or report
+    "harness.training": FOUNDATION | {"harness.tracking", "variants", "tasks"},
+    # Optuna studies whose trials are runs, each an MLflow child run
+    "harness.sweep": FOUNDATION | {"harness.training", "harness.tracking"},
+    # a claim's plan run to its end: grid runs, tuning studies (through the sweep), ladders
+    "harness.reproduce": FOUNDATION | {"harness.claims", "harness.sweep", "harness.training", "harness.tracking"},
+    # reads runs (through tracking), never studies; verdicts and figures come from the claims
+    "harness.report": FOUNDATION | {"harness.claims", "harness.analysis", "harness.tracking"},
+    # claims declare runs (training specs) and judge their tables (analysis); they run nothing
+    "harness.claims": FOUNDATION | {"harness.analysis", "harness.training", "variants", "tasks"},
+    # speed and overhead measurements of the cells and of tracking
+    "harness.bench": FOUNDATION | {"harness.training", "harness.tracking", "variants", "tasks"},
+    # statistics and plotting over plain tables: nothing of the harness
+    "harness.analysis": set(),
+    # the run store: the only MLflow user
+    "harness.tracking": FOUNDATION,
+    # the foundation leaves
+    "harness.config": set(), "harness.registry": set(), "harness.errors": set(), "harness.device": set(),
+    "harness.dblock": set(), "harness.outdirs": {"harness.config"},
+    # the zoo: leaf foundation modules only (rule 1 says which)
+    "variants": {"harness.config", "harness.registry"},
+    "tasks": {"harness.config", "harness.registry"},
+}
+
+# third-party package -> the one part that may import it
+THIRD_PARTY = {
+    "mlflow": "harness.tracking",  # the store is MLflow's; every other part goes through tracking
+    "optuna": "harness.sweep",  # studies are Optuna's; others read what harness.sweep.summary returns
+}
 
 
 def module_files(root: Path, packages=PACKAGES) -> dict[str, Path]:
@@ -74,6 +124,43 @@ def graph(root: Path = ROOT, packages=PACKAGES) -> tuple[dict[str, dict[str, int
         for target, line in sorted(imports_of(module, path, files), key=lambda e: e[1]):
             edges[module].setdefault(target, line)
     return edges, files
+
+
+def part_of(module: str) -> str:
+    """harness.sweep.study -> harness.sweep; harness.cli -> harness.cli; variants.lstm -> variants."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "harness" else parts[0]
+
+
+def external_imports(path: Path) -> list[tuple[str, int]]:
+    """(top-level package name, line) for every absolute import in the file, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name.split(".")[0], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.append((node.module.split(".")[0], node.lineno))
+        elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)
+              and (getattr(node.func, "attr", None) == "import_module" or getattr(node.func, "id", None) == "__import__")):
+            found.append((node.args[0].value.split(".")[0], node.lineno))
+    return found
+
+
+def arrow_violations(edges, files, root: Path = ROOT) -> list[str]:
+    """One line for each import that rule 3 forbids, and for each part that has no row."""
+    out = []
+    for part in sorted({part_of(m) for m in files} - set(ARROWS)):
+        out.append(f"{part}: no row in ARROWS (say which parts it may import, and why)")
+    for module in sorted(files):
+        part, where = part_of(module), files[module].relative_to(root).as_posix()
+        for target, line in edges[module].items():
+            if part_of(target) != part and part in ARROWS and part_of(target) not in ARROWS[part]:
+                out.append(f"{module} -> {target} ({where}:{line}): {part} may not import {part_of(target)}")
+        for name, line in sorted(external_imports(files[module]), key=lambda e: e[1]):
+            if name in THIRD_PARTY and part != THIRD_PARTY[name]:
+                out.append(f"{module} -> {name} ({where}:{line}): only {THIRD_PARTY[name]} imports {name}")
+    return out
 
 
 def cycles(edges: dict[str, dict[str, int]]) -> list[list[str]]:
@@ -152,6 +239,56 @@ def test_the_checker_finds_a_lazy_relative_cycle_and_a_bad_foundation(tmp_path):
     assert sorted(map(tuple, cycles(edges))) == [("harness.a", "harness.b", "harness.a"),
                                                  ("harness.c", "harness.d", "harness.c")]
     assert foundation_violations(edges) == [["variants.cell", "harness.heavy", "harness.config"]]
+
+
+def test_the_checker_finds_forbidden_arrows_and_third_party_imports_at_any_depth(tmp_path):
+    files = {
+        "harness/__init__.py": "",
+        "harness/config.py": "",
+        "harness/cli.py": "CALLS = 'harness.commands.run'\n",
+        "harness/commands/__init__.py": "",
+        "harness/commands/run.py": "from harness.training import train\n",
+        "harness/training/__init__.py": "",
+        "harness/training/train.py": "def f():\n    from harness.commands import run\n",
+        "harness/sweep/__init__.py": "import optuna.trial\n",
+        "harness/tracking/__init__.py": "from mlflow import MlflowClient\n",
+        "harness/report/__init__.py": "",
+        "harness/report/write.py": "from harness import tracking\n\ndef f():\n    import optuna\n",
+        "harness/analysis/__init__.py": "def g():\n    return __import__('mlflow')\n",
+        "harness/analysis/stats.py": "from .. import config\n",
+        "harness/newpart.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    edges, found = graph(tmp_path)
+    assert arrow_violations(edges, found, tmp_path) == [
+        "harness.newpart: no row in ARROWS (say which parts it may import, and why)",
+        "harness.analysis -> mlflow (harness/analysis/__init__.py:2): only harness.tracking imports mlflow",
+        "harness.analysis.stats -> harness.config (harness/analysis/stats.py:1): "
+        "harness.analysis may not import harness.config",
+        "harness.report.write -> optuna (harness/report/write.py:4): only harness.sweep imports optuna",
+        "harness.training.train -> harness.commands.run (harness/training/train.py:2): "
+        "harness.training may not import harness.commands",
+    ]
+
+
+def test_the_arrow_table_keeps_the_designs_rules():
+    """The table may grow, but not against the design: each rule here is one the design states."""
+    assert [p for p, allowed in ARROWS.items() if "harness.commands" in allowed] == ["harness.cli"]
+    assert THIRD_PARTY == {"mlflow": "harness.tracking", "optuna": "harness.sweep"}
+    assert not ARROWS["harness.report"] & {"harness.sweep", "harness.reproduce"}, "report reads runs, never studies"
+    assert ARROWS["harness.analysis"] == set()
+    assert not ARROWS["harness.training"] & {"harness.sweep", "harness.reproduce", "harness.report", "harness.claims",
+                                             "harness.commands", "harness.bench"}
+
+
+def test_each_part_imports_only_what_its_row_allows():
+    edges, files = graph()
+    assert "harness.tracking" in {part_of(m) for m in files}  # the parts are seen, the rule is not vacuous
+    assert any(name == "optuna" for name, _ in external_imports(files["harness.sweep.study"]))
+    bad = arrow_violations(edges, files)
+    assert not bad, f"{len(bad)} import(s) against the table ARROWS / THIRD_PARTY:\n  " + "\n  ".join(bad)
 
 
 def test_variants_and_tasks_use_only_leaf_foundation_modules_of_the_harness():

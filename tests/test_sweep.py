@@ -284,3 +284,11 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
     _distinct_except_retries(study.trials)
     lost = MlflowClient(uri).get_run(failed[0].user_attrs["mlflow_run_id"])
     assert lost.info.status == "FAILED" and "stale heartbeat" in lost.data.tags["failure_reason"]
+
+
+def test_every_outcome_ends_its_trial_in_one_optuna_state():
+    from harness.sweep.study import TRIAL_STATE
+    from harness.tracking import Outcome
+
+    assert set(TRIAL_STATE) == set(Outcome), "a new Outcome needs its trial state (harness/sweep/study.py)"
+    assert TRIAL_STATE[Outcome.FINISHED] == TrialState.COMPLETE and TRIAL_STATE[Outcome.KILLED] == TrialState.FAIL

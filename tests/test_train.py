@@ -58,7 +58,7 @@ def test_divergence_fails_the_run_with_a_reason(tmp_path):
                      train={"lr": 1e30, "clip": 0.0, "log_every": 1}, track={"checkpoint_dir": str(tmp_path)})
     tracker = MemoryTracker()
     result = train(spec, tracker, progress=False)
-    assert result.outcome is Outcome.DIVERGED and result.status == "FAILED"
+    assert result.outcome is Outcome.DIVERGED
     assert tracker.status == "FAILED" and tracker.tags["outcome"] == "diverged"
     assert result.reason and tracker.tags["failure_reason"] == result.reason  # the human text
     assert not any(k.startswith("test_") for k, _, _ in tracker.metrics), "no silent NaN test metric"
@@ -79,7 +79,7 @@ def test_a_run_reports_the_path_training_used_not_the_probes(tmp_path):
 
 def test_report_callback_can_stop_a_run_as_pruned(tmp_path):
     def report(step, metrics):
-        raise StopRun("PRUNED", f"pruned at step {step}")
+        raise StopRun(Outcome.PRUNED, f"pruned at step {step}")
 
     tracker = MemoryTracker()
     result = train(tiny_spec(steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, report=report, progress=False)
@@ -104,7 +104,7 @@ def test_early_stopping_tests_the_best_validation_weights(tmp_path):
                      track={"checkpoint_dir": str(tmp_path)})
     tracker = MemoryTracker()
     result = train(spec, tracker, progress=False)
-    assert result.status == "FINISHED"
+    assert result.outcome is Outcome.FINISHED
     assert result.steps == 15  # lr 0: no improvement after the first evaluation, patience 2
     assert tracker.tags["early_stopped_at"] == "15"
 
@@ -123,13 +123,14 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
     first = MemoryTracker()
     stopped = train(spec, first, report=interrupt, progress=False)
     assert stopped.outcome is Outcome.KILLED and first.status == "KILLED" and first.tags["outcome"] == "killed"
-    assert stopped.steps == 20 and "--resume" in stopped.reason
+    assert stopped.steps == 20 and first.tags["stop_reason"] == stopped.reason
+    assert stopped.reason == f"SIGINT at step 20; resume with --resume {first.run_id}"  # the stored words
     payload = load(tmp_path / first.run_id / "last.pt")
     assert payload["step"] == 20
     payload["run_id"] = first.run_id
     resumed = MemoryTracker()
     result = train(spec, resumed, resume=payload, progress=False)
-    assert result.status == "FINISHED" and resumed.run_id == first.run_id
+    assert result.outcome is Outcome.FINISHED and resumed.run_id == first.run_id
     assert result.metrics == reference.metrics
 
 

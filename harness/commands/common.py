@@ -38,9 +38,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, variant_required: b
     parser.epilog = config_epilog()
 
 
-def resolve_spec(args: argparse.Namespace) -> RunSpec:
+def resolve_spec(args: argparse.Namespace, values: dict | None = None) -> RunSpec:
+    """The run the arguments describe: `values` (default: the --config file's tables), then
+    --set, then the shortcut flags; ConfigError (one line) on any problem."""
     import_plugins(args.plugin)
-    values = load_toml(args.config) if args.config else {}
+    if values is None:
+        values = load_toml(args.config) if args.config else {}
     values = apply_sets(values, args.sets)
     shortcuts = [f"{field}={getattr(args, flag)}" for flag, field in SHORTCUTS.items()
                  if getattr(args, flag, None) is not None]

@@ -89,7 +89,7 @@ def main(args) -> int:
     print(summary(result, spec, tracker))
     if args.json:
         print(json.dumps({
-            "run_id": result.run_id, "outcome": result.outcome.value, "status": result.status,
+            "run_id": result.run_id, "outcome": result.outcome.value, "status": result.outcome.status,
             "experiment": spec.experiment, "variant": spec.variant, "task": spec.task_name,
             "length": spec.task.length, "seed": spec.train.seed, "trainable_params": result.trainable_params,
             "device": result.device, "path": result.path, "threads": result.threads, "steps": result.steps,

@@ -18,16 +18,13 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
-from pathlib import Path
 
-from harness.sweep import space as spaces
-from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
-from harness.config import ConfigError, flatten
+from harness.config import ConfigError
+from harness.errors import UsageError
+from harness.sweep.settings import default_storage, sweep_settings
+from harness.sweep.storage import describe_storage
 from harness.training.spec import load_toml
-from harness.sweep.storage import describe_storage, lock_for, record_or_check_study
-from harness.tracking import local_dir, open_tracker, resolve_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,21 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args):
-    from harness.sweep.study import Settings
-
+    """The sweep the command line asks for: the run config (its file without [search], --set
+    and the shortcuts) and the search space (the cell's, with the file's [search] applied)."""
     values = load_toml(args.config) if args.config else {}
     search = values.pop("search", {})
     if not isinstance(search, dict):
         raise ConfigError("[search] must be a table of field = {type = ...} entries")
-    if args.config:  # the remaining sections go through the normal resolution
-        import tomli_w
-
-        with tempfile.TemporaryDirectory() as tmp:
-            args.config = str(Path(tmp) / "base.toml")
-            Path(args.config).write_text(tomli_w.dumps(values))
-            spec = resolve_spec(args).validate()
-    else:
-        spec = resolve_spec(args).validate()
+    spec = resolve_spec(args, values).validate()
     if not args.trials or args.trials < 1:
         raise UsageError("--trials N (N >= 1) is required")
     if args.heartbeat < 1:
@@ -76,22 +65,12 @@ def settings_from(args):
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError("--timeout S needs S > 0 (seconds)")
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    if objectives[0] != "metric" or not set(objectives) <= {"metric", "time", "params"}:
+    if not objectives or objectives[0] != "metric" or not set(objectives) <= {"metric", "time", "params"}:
         raise UsageError("--objectives must be metric, metric,time or metric,params")
-    task = spec.build_task()
-    uri = resolve_uri(spec.track.tracking_uri)
-    store = local_dir(uri) or Path.cwd()
-    base = spec.to_dict()
-    base["track"]["tracking_uri"] = uri
-    space = spaces.space_for(spec.cell_class, search, fixed=flatten("", base))
-    directions = ["maximize" if task.higher_is_better else "minimize"] + ["minimize"] * (len(objectives) - 1)
-    return Settings(
-        study=args.study or f"{spec.variant}-{spec.task_name}-L{spec.task.length}",
-        storage=args.storage or str(store / "optuna.journal"), trials=args.trials, base=base,
-        space=space, directions=directions, objectives=objectives,
-        metric=f"best_val_{task.primary_metric}", sampler=args.sampler, pruner=args.pruner,
-        seed=spec.train.seed if seed_given(args, values) else None, heartbeat=args.heartbeat, timeout=args.timeout,
-        tracking_uri=uri if spec.track.enabled else "", experiment=spec.experiment)
+    return sweep_settings(spec, trials=args.trials, study=args.study, storage=args.storage, search=search,
+                          objectives=objectives, sampler=args.sampler, pruner=args.pruner,
+                          seed=spec.train.seed if seed_given(args, values) else None, heartbeat=args.heartbeat,
+                          timeout=args.timeout)
 
 
 def seed_given(args, config: dict) -> bool:
@@ -101,38 +80,15 @@ def seed_given(args, config: dict) -> bool:
     return args.seed is not None or "train.seed" in sets or "seed" in config.get("train", {})
 
 
-def prepare(settings, fail_running: bool) -> dict:
-    """Check that the storage works (before anything is written), then under the sweep lock:
-    check or record the study's identity and seed, find or create the MLflow parent run,
-    retry trials a crashed sweep left RUNNING (--fail-running), queue the trials still missing."""
-    from harness.sweep import study as studies
-
-    # both stores are checked before either is written to: a bad one fails in one line, and
-    # leaves no study without its parent run, nor a parent run without its study
-    tracker = open_tracker(settings.tracking_uri, settings.experiment) if settings.tracking_uri else None
-    storage = studies.study_storage(settings)
-    with lock_for(settings.storage):
-        study = studies.open_study(settings, storage=storage)
-        parent = record_or_check_study(study, settings, tracker)
-        settings.parent_run_id = parent
-        retry = studies.stale_trial_callback(settings, "sweep crashed (resumed with --fail-running)")
-        orphans = studies.fail_orphans(study, retry) if fail_running else 0
-        grid = spaces.grid(settings.space, flatten("", settings.base)) if settings.sampler == "grid" else None
-        queued = studies.top_up(study, settings.trials, grid)
-    if grid is not None and len(grid) < settings.trials:
-        print(f"note: the grid has {len(grid)} points, fewer than --trials {settings.trials}", file=sys.stderr)
-    return {"queued": queued, "orphans_failed": orphans}
-
-
 def run_workers(settings, workers: int) -> None:
     from harness.sweep.study import run_worker
 
     if workers <= 1:
-        run_worker(settings, 0, progress=sys.stderr.isatty())
+        run_worker(settings, progress=sys.stderr.isatty())
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [context.Process(target=run_worker, args=(settings, i, False, threads), name=f"sweep-worker-{i}")
+    procs = [context.Process(target=run_worker, args=(settings, False, threads), name=f"sweep-worker-{i}")
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -141,48 +97,6 @@ def run_workers(settings, workers: int) -> None:
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
         print(f"warning: workers exited abnormally: {', '.join(failed)}", file=sys.stderr)
-
-
-def report(storage: str, name: str, log: bool = True) -> dict:
-    """Best trial, trials table and figures of a study; logged to its MLflow parent run."""
-    from harness.sweep import study as studies
-
-    study = studies.load(storage, name)
-    frame = studies.trials_frame(study)
-    counts = studies.counts(study)
-    best = studies.best_trials(study)
-    attrs = study.user_attrs
-    summary = {
-        "study": name, "storage": describe_storage(storage), "variant": attrs.get("variant"),
-        "task": attrs.get("task"), "directions": [d.name.lower() for d in study.directions],
-        "counts": {k: v for k, v in counts.items() if v}, "parent_run_id": attrs.get("mlflow_parent_run_id"),
-        "best": [{"number": t.number, "values": t.values, "params": t.params,
-                  "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
-                  "test": {k: v for k, v in t.user_attrs.items() if k.startswith("test_")},
-                  "ties": studies.ties(study, t) if len(study.directions) == 1 else 0} for t in best],
-    }
-    uri = attrs.get("tracking_uri")
-    if log and uri and summary["parent_run_id"]:
-        tracker = open_tracker(uri, attrs.get("experiment", name))
-        tracker.start(run_name=name, tags={}, resume_run_id=summary["parent_run_id"])
-        with tempfile.TemporaryDirectory() as tmp:
-            csv = Path(tmp) / "trials.csv"
-            frame.to_csv(csv, index=False)
-            tracker.log_artifact(csv)
-        for fig_name, figure in studies.figures(study).items():
-            if isinstance(figure, str):
-                tracker.set_tags({f"figure.{fig_name}": figure})
-            else:
-                tracker.log_figure(figure, f"{fig_name}.png")
-        if best:
-            tracker.log_metrics({f"best_value_{i}": v for i, v in enumerate(best[0].values)}, 0)
-            tracker.set_tags({"best_trial": str(best[0].number), "best_params": json.dumps(best[0].params)})
-        finished = counts["RUNNING"] == 0 and counts["WAITING"] == 0
-        tracker.set_tags({"trials_complete": str(counts["COMPLETE"]), "trials_pruned": str(counts["PRUNED"]),
-                          "trials_failed": str(counts["FAIL"])})
-        tracker.end("FINISHED") if finished else tracker.flush()
-    summary["table"] = frame
-    return summary
 
 
 def print_report(summary: dict) -> None:
@@ -206,14 +120,19 @@ def print_report(summary: dict) -> None:
 
 
 def main(args) -> int:
+    from harness.sweep.summary import report
+
     if args.report:
-        uri = resolve_uri(args.tracking_uri or "")
-        storage = args.storage or str((local_dir(uri) or Path.cwd()) / "optuna.journal")
+        storage = args.storage or default_storage(args.tracking_uri or "")
         summary = report(storage, args.report)  # a missing study or bad storage: ConfigError, one line
     else:
+        from harness.sweep.study import prepare
+
         settings = settings_from(args)
         prepared = prepare(settings, args.fail_running)
-        queued = prepared["queued"]
+        queued, points = prepared["queued"], prepared["grid_points"]
+        if points is not None and points < settings.trials:
+            print(f"note: the grid has {points} points, fewer than --trials {settings.trials}", file=sys.stderr)
         print(f"study {settings.study}: {queued} trial{'' if queued == 1 else 's'} queued "
               f"(target {settings.trials}) in {describe_storage(settings.storage)}", file=sys.stderr)
         run_workers(settings, args.workers)

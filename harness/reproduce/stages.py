@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import math
 import multiprocessing
 from pathlib import Path
 from typing import Callable
@@ -61,8 +60,9 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     import time
 
     from harness import claims
-    from harness.commands.sweep import prepare
-    from harness.sweep.study import Settings, load, run_worker
+    from harness.sweep.settings import sweep_settings
+    from harness.sweep.study import prepare, run_worker
+    from harness.sweep.summary import lowest
 
     started = time.perf_counter()
     claim = claims.get(claim_name, cells)
@@ -70,27 +70,22 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     planned = Planned(tuning.values(cell), _tags(claim, budget, label, TUNING, f"variant={cell}"))
     spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
     name = f"{claim.experiment}-{budget}-{label}-{cell}"
-    base = spec.to_dict()
-    settings = Settings(study=name, storage=str(journal_path(uri)), trials=tuning.trials, base=base,
-                        space=dict(tuning.space), directions=["minimize"], objectives=["metric"],
-                        metric=tuning.metric, sampler="tpe", pruner="none", seed=tuning.seed,
-                        tracking_uri=uri, experiment=claim.experiment)
+    settings = sweep_settings(spec, trials=tuning.trials, study=name, storage=str(journal_path(uri)),
+                              space=dict(tuning.space), metric=tuning.metric, pruner="none", seed=tuning.seed)
     prepare(settings, fail_running=True)
-    run_worker(settings, 0, progress=False, threads=threads)
-    study = load(settings.storage, name)
-    done = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
-    if not done:
+    run_worker(settings, progress=False, threads=threads)
+    best = lowest(settings.storage, name)
+    if best is None:
         raise RuntimeError(f"tuning study {name} finished no trial")
-    best = min(done, key=lambda t: (t.value, t.number))
     tracker = open_tracker(uri, claim.experiment)
     run_id = tracker.start(run_name=f"{name}-choice", tags={
         **spec.tags(resolve_device(spec.train.device)), **planned.tags, "claim_command": command,
         "optuna.study": name, "fingerprint": tuning_fingerprint(claim, budget, tuning, cell)})
     tracker.log_params({key: json.dumps(best.params[key]) for key in tuning.space if key in best.params})
     tracker.log_params({"model.variant": cell, "tuning.metric": tuning.metric, "tuning.trials": tuning.trials,
-                        "tuning.space": json.dumps(dict(tuning.space), sort_keys=True), "tuning.best_trial": best.number})
-    metrics = {"tuning_best": best.value, "tuning_trials": len(done)}
-    metrics.update({f"tuning_{k}": v for k, v in best.user_attrs.items() if isinstance(v, (int, float))})
+                        "tuning.space": json.dumps(dict(tuning.space), sort_keys=True), "tuning.best_trial": best.trial})
+    metrics = {"tuning_best": best.value, "tuning_trials": best.finished}
+    metrics.update({f"tuning_{k}": v for k, v in best.numbers.items()})
     tracker.log_metrics(metrics, 0)
     tracker.end(Outcome.FINISHED)
     return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)

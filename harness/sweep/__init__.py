@@ -1,6 +1,8 @@
 """Optuna sweeps: the only package that imports Optuna.
 
-Search spaces as data (space), per-trial seeds and the queue-only study (sampling), storages and
-the set-up lock (storage), and the study, its objective and the worker loop (study).
-Imports harness.training and harness.tracking; never claims, reproduce, report or commands.
+Search spaces as data (space), what a sweep is and where its Settings are built (settings),
+per-trial seeds and the queue-only study (sampling), storages and the set-up lock (storage),
+the study, its objective, set-up and worker loop (study), and what a study found, as plain
+data (summary). Imports harness.training and harness.tracking; never claims, reproduce,
+report or commands.
 """

@@ -10,8 +10,6 @@ Samplers and the queue hook live in harness/sweep/sampling.py.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import platform
 import time
@@ -21,38 +19,23 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from harness.config import flatten
 from harness.sweep import space as spaces
-from harness.config import ConfigError, flatten
 from harness.sweep.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
+from harness.sweep.settings import Settings
+from harness.sweep.storage import is_rdb, lock_for, open_storage, record_or_check_study
+from harness.tracking import Outcome, open_tracker, set_run_state
 from harness.training.spec import apply_sets, build_spec
-from harness.sweep.storage import describe_storage, is_rdb, open_storage
 from harness.training.train import StopRun, train
-from harness.tracking import open_tracker, set_run_state
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
-
-@dataclasses.dataclass
-class Settings:
-    """Everything a worker needs, as plain picklable data."""
-
-    study: str
-    storage: str
-    trials: int
-    base: dict[str, Any]  # run config sections (before trial parameters)
-    space: dict[str, dict[str, Any]]
-    directions: list[str]
-    objectives: list[str]  # "metric" first, then optionally "time" or "params"
-    metric: str  # e.g. best_val_accuracy
-    sampler: str = "tpe"
-    pruner: str = "median"
-    seed: int | None = None  # the sampler's study seed; None: a random one, recorded in the study
-    heartbeat: int = 60
-    timeout: float | None = None
-    tracking_uri: str = ""
-    experiment: str = ""
-    parent_run_id: str | None = None
+# The one translation from how a run ended to the state its trial ends in. A diverged run is
+# a result, but not one to rank: its trial is pruned (its reason recorded), so the sweep goes on.
+# A killed run (Ctrl-C, SIGTERM) fails its trial and stops the worker; a crash raises in train().
+TRIAL_STATE = {Outcome.FINISHED: TrialState.COMPLETE, Outcome.DIVERGED: TrialState.PRUNED,
+               Outcome.PRUNED: TrialState.PRUNED, Outcome.KILLED: TrialState.FAIL,
+               Outcome.CRASHED: TrialState.FAIL, Outcome.RUNNING: TrialState.RUNNING}
 
 
 def stale_trial_callback(settings: Settings, reason: str = "worker lost (stale heartbeat)"):
@@ -64,7 +47,8 @@ def stale_trial_callback(settings: Settings, reason: str = "worker lost (stale h
     def callback(study, trial):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id and settings.tracking_uri:
-            set_run_state(settings.tracking_uri, run_id, "FAILED", {"trial_state": "FAIL", "failure_reason": reason})
+            set_run_state(settings.tracking_uri, run_id, Outcome.CRASHED,
+                          {"trial_state": TrialState.FAIL.name, "failure_reason": reason})
         retry(study, trial)
     return callback
 
@@ -85,9 +69,9 @@ def study_storage(settings: Settings):
                         stale_trial_callback(settings) if rdb else None)
 
 
-def open_study(settings: Settings, worker: int = 0, storage=None) -> QueueStudy:
-    """Create or load the study on `storage` (default: study_storage(settings)). `worker` no
-    longer matters: draws depend on the study seed and trial numbers only (harness.sweep.sampling)."""
+def open_study(settings: Settings, storage=None) -> QueueStudy:
+    """Create or load the study on `storage` (default: study_storage(settings)). Draws depend on
+    the study seed and trial numbers only (harness.sweep.sampling), not on which worker asks."""
     check_queue_hook()
     storage = study_storage(settings) if storage is None else storage
     study = optuna.create_study(storage=storage, study_name=settings.study, directions=settings.directions,
@@ -95,6 +79,25 @@ def open_study(settings: Settings, worker: int = 0, storage=None) -> QueueStudy:
     seed = settings.seed if settings.seed is not None else study.user_attrs.get("sampler_seed", 0)
     return QueueStudy(study_name=settings.study, storage=storage, sampler=make_sampler(settings.sampler, seed),
                       pruner=make_pruner(settings))
+
+
+def prepare(settings: Settings, fail_running: bool) -> dict:
+    """Check that the storage works (before anything is written), then under the sweep lock:
+    check or record the study's identity and seed, find or create the MLflow parent run,
+    retry trials a crashed sweep left RUNNING (`fail_running`), queue the trials still missing.
+    Returns {"queued": n, "orphans_failed": n, "grid_points": n or None (not a grid search)}."""
+    # both stores are checked before either is written to: a bad one fails in one line, and
+    # leaves no study without its parent run, nor a parent run without its study
+    tracker = open_tracker(settings.tracking_uri, settings.experiment) if settings.tracking_uri else None
+    storage = study_storage(settings)
+    with lock_for(settings.storage):
+        study = open_study(settings, storage=storage)
+        settings.parent_run_id = record_or_check_study(study, settings, tracker)
+        retry = stale_trial_callback(settings, "sweep crashed (resumed with --fail-running)")
+        orphans = fail_orphans(study, retry) if fail_running else 0
+        grid = spaces.grid(settings.space, flatten("", settings.base)) if settings.sampler == "grid" else None
+        queued = top_up(study, settings.trials, grid)
+    return {"queued": queued, "orphans_failed": orphans, "grid_points": None if grid is None else len(grid)}
 
 
 def counts(study: optuna.Study) -> dict[str, int]:
@@ -165,7 +168,7 @@ class Objective:
             if len(s.directions) == 1:
                 trial.report(metrics[primary], step)
                 if trial.should_prune():
-                    raise StopRun("PRUNED", f"pruned by the {s.pruner} pruner at step {step}")
+                    raise StopRun(Outcome.PRUNED, f"pruned by the {s.pruner} pruner at step {step}")
 
         def started(run_id):  # recorded up front: a worker may die before the trial ends
             trial.set_user_attr("mlflow_run_id", run_id)
@@ -173,33 +176,33 @@ class Objective:
 
         result = train(spec, tracker, report=report, progress=self.progress, parent_run_id=s.parent_run_id,
                        tags={"optuna.study": s.study, "optuna.trial": str(trial.number)}, on_start=started)
-        trial.set_user_attr("status", result.status)
+        trial.set_user_attr("outcome", result.outcome.value)
         trial.set_user_attr("wall_time_s", round(result.wall_time_s, 3))
         trial.set_user_attr("trainable_params", result.trainable_params)
         for key, value in result.metrics.items():
             if key.startswith("test_"):
                 trial.set_user_attr(key, value)  # recorded, never optimised
-        state = {"FINISHED": "COMPLETE", "PRUNED": "PRUNED"}.get(result.status, "PRUNED")
+        state = TRIAL_STATE[result.outcome]
         if result.reason:
             trial.set_user_attr("reason", result.reason)
         if s.tracking_uri:
-            set_run_state(s.tracking_uri, result.run_id, None, {"trial_state": state})
-        if result.status == "KILLED":
+            set_run_state(s.tracking_uri, result.run_id, None, {"trial_state": state.name})
+        if result.outcome == Outcome.KILLED:
             raise KeyboardInterrupt(result.reason)  # Ctrl-C/SIGTERM: the trial FAILs, the worker stops
-        if state == "PRUNED":  # pruned, or diverged (the reason is recorded) — the sweep goes on
+        if state == TrialState.PRUNED:  # pruned, or diverged (the reason is recorded): the sweep goes on
             raise optuna.TrialPruned(result.reason)
         values = {"metric": result.metrics[s.metric], "time": result.wall_time_s,
                   "params": float(result.trainable_params)}
         return [values[o] for o in s.objectives] if len(s.objectives) > 1 else values["metric"]
 
 
-def run_worker(settings: Settings, worker: int = 0, progress: bool = False, threads: int = 0) -> int:
+def run_worker(settings: Settings, progress: bool = False, threads: int = 0) -> int:
     """Take queued trials until none is left; returns how many this worker ran."""
     if threads:  # K workers on one machine share its cores instead of oversubscribing them
         import torch
 
         torch.set_num_threads(threads)
-    study = open_study(settings, worker)
+    study = open_study(settings)
     ran, deadline = 0, None if settings.timeout is None else time.time() + settings.timeout
     objective = Objective(settings, progress)
     while deadline is None or time.time() < deadline:
@@ -216,60 +219,3 @@ def run_worker(settings: Settings, worker: int = 0, progress: bool = False, thre
                 continue
             break
     return ran
-
-
-def trials_frame(study: optuna.Study):
-    frame = study.trials_dataframe(attrs=("number", "value", "values", "state", "params", "user_attrs",
-                                          "duration", "datetime_start"))
-    return frame
-
-
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The Pareto front; with one objective, the single best trial (the earliest of any ties)."""
-    try:
-        return study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:
-        return []
-
-
-def ties(study: optuna.Study, best: optuna.trial.FrozenTrial) -> int:
-    """How many other complete trials reach the best trial's value (a saturated metric ties often)."""
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return sum(t.number != best.number and t.values == best.values for t in done)
-
-
-def figures(study: optuna.Study) -> dict[str, Any]:
-    """Optuna's matplotlib figures; a figure that cannot be drawn yet is skipped with a note."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from optuna.visualization import matplotlib as ovm
-
-    out, multi = {}, len(study.directions) > 1
-    plots = {"optimization_history": ovm.plot_optimization_history,
-             "parallel_coordinate": ovm.plot_parallel_coordinate,
-             "param_importances": ovm.plot_param_importances}
-    if multi:
-        plots = {"pareto_front": ovm.plot_pareto_front, **{k: v for k, v in plots.items() if k != "optimization_history"}}
-    for name, plot in plots.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                kwargs = {"target": lambda t: t.values[0], "target_name": "metric"} if multi and name != "pareto_front" else {}
-                axes = plot(study, **kwargs)
-                out[name] = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-            except Exception as err:  # too few finished trials, a single distinct value, ...
-                out[name] = f"not drawn: {err}"
-    return out
-
-
-def load(storage: str, name: str) -> optuna.Study:
-    """An existing study; ConfigError (one line) if there is none or the storage is unusable."""
-    try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
-    except KeyError:
-        raise ConfigError(f"no study named {name!r} in {describe_storage(storage)}") from None
-
-
-def finite(value) -> bool:
-    return value is not None and math.isfinite(value)

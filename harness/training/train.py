@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import math
 import signal
 import threading
@@ -34,11 +35,30 @@ if TYPE_CHECKING:
 
 class StopRun(Exception):
     """Raised by a `report` callback (e.g. Optuna pruning) to end a run early with this
-    outcome (an Outcome, or its name: "PRUNED") and a human-readable reason."""
+    outcome (e.g. Outcome.PRUNED) and a human-readable reason."""
 
-    def __init__(self, outcome: Outcome | str, reason: str):
+    def __init__(self, outcome: Outcome, reason: str):
         super().__init__(reason)
         self.outcome, self.reason = Outcome(outcome), reason
+
+
+class StopReason(enum.Enum):
+    """Why `Trainer.loop` returned. A caught signal ends the run KILLED (checkpoint saved, its
+    `stop_reason` tag reads e.g. "SIGINT at step 40; resume with ..."); every other reason
+    ends it FINISHED, and an early stop is recorded as the tag `STOP_TAGS[reason]` = its step."""
+
+    DONE = "done"  # the step budget is spent
+    EARLY_STOPPED = "early_stopped"  # train.patience evaluations without a better validation metric
+    SOLVED = "solved"  # train.stop_when_solved and the task's criterion held on validation
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+
+    @property
+    def interrupted(self) -> bool:
+        return self in (StopReason.SIGINT, StopReason.SIGTERM)
+
+
+STOP_TAGS = {StopReason.EARLY_STOPPED: "early_stopped_at", StopReason.SOLVED: "stopped_when_solved_at"}
 
 
 class Diverged(Exception):
@@ -57,11 +77,6 @@ class RunResult:
     path: str | None  # the computation path training used (not the probes' explicit path)
     reason: str = ""  # human text: why it stopped, for outcomes other than finished
     threads: int = 0  # torch CPU threads it ran with
-
-    @property
-    def status(self) -> str:
-        """The outcome as the older status words: FINISHED, FAILED (diverged), KILLED or PRUNED."""
-        return {Outcome.DIVERGED: "FAILED", Outcome.PRUNED: "PRUNED"}.get(self.outcome, self.outcome.status)
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -201,8 +216,9 @@ class Trainer:
         return metrics
 
     # -- the loop ----------------------------------------------------------------------------
-    def loop(self, flag: dict, ckpt_path) -> str:
-        """Train until done; returns "done", "early_stopped" or the name of a caught signal."""
+    def loop(self, flag: dict, ckpt_path) -> StopReason:
+        """Train until the step budget is spent or an early stop; returns why it stopped.
+        `flag["signal"]` is the name of a caught signal ("SIGINT", "SIGTERM"), checked after each step."""
         from tqdm import tqdm
 
         cfg, task, model = self.cfg, self.task, self.model
@@ -244,16 +260,16 @@ class Trainer:
                     if cfg.checkpoint_every == 0:
                         self.save(ckpt_path)
                     if cfg.patience and self.best["stale"] >= cfg.patience:
-                        return "early_stopped"
+                        return StopReason.EARLY_STOPPED
                     if cfg.stop_when_solved and self.solved_at is not None:
-                        return "solved"
+                        return StopReason.SOLVED
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(ckpt_path)
                 if flag["signal"]:
-                    return flag["signal"]
+                    return StopReason(flag["signal"])
         finally:
             bar.close()
-        return "done"
+        return StopReason.DONE
 
     def log_window(self, window: dict, bar) -> None:
         loss = window["loss"].item() / window["steps"]
@@ -353,14 +369,12 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     try:
         with interruptible() as flag:
             stopped = trainer.loop(flag, ckpt_path)
-        if stopped in ("SIGINT", "SIGTERM"):
+        if stopped.interrupted:
             trainer.save(ckpt_path)
-            outcome, reason = Outcome.KILLED, f"{stopped} at step {trainer.step}; resume with --resume {run_id}"
+            outcome, reason = Outcome.KILLED, f"{stopped.value} at step {trainer.step}; resume with --resume {run_id}"
         else:
-            if stopped == "early_stopped":
-                tracker.set_tags({"early_stopped_at": str(trainer.step)})
-            if stopped == "solved":
-                tracker.set_tags({"stopped_when_solved_at": str(trainer.step)})
+            if stopped in STOP_TAGS:
+                tracker.set_tags({STOP_TAGS[stopped]: str(trainer.step)})
             trainer.save(ckpt_path)
             metrics = trainer.finish()
             artifacts.log_end(tracker, spec, trainer)
