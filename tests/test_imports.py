@@ -42,9 +42,11 @@ ARROWS = {
     "harness.cli": {"harness.commands", "harness.config", "harness.errors", "harness.registry", "variants", "tasks"},
     # the command line's layer: parses arguments, calls the parts, prints; nothing below imports it
     "harness.commands": FOUNDATION | {"harness.training", "harness.sweep", "harness.reproduce", "harness.report",
-                                      "harness.bench", "harness.claims", "harness.tracking", "variants", "tasks"},
-    # one run: the spec, the loop, checkpoints, probes; it knows no sweep, claim or report
-    "harness.training": FOUNDATION | {"harness.tracking", "variants", "tasks"},
+                                      "harness.bench", "harness.claims", "harness.tracking", "harness.analysis",
+                                      "variants", "tasks"},
+    # one run: the spec, the loop, checkpoints, probes (its figure drawn by the one plotting stack);
+    # it knows no sweep, claim or report
+    "harness.training": FOUNDATION | {"harness.tracking", "harness.analysis", "variants", "tasks"},
     # Optuna studies whose trials are runs, each an MLflow child run
     "harness.sweep": FOUNDATION | {"harness.training", "harness.tracking"},
     # a claim's plan run to its end: grid runs, tuning studies (through the sweep), ladders
@@ -55,7 +57,7 @@ ARROWS = {
     "harness.claims": FOUNDATION | {"harness.analysis", "harness.training", "variants", "tasks"},
     # speed and overhead measurements of the cells and of tracking
     "harness.bench": FOUNDATION | {"harness.training", "harness.tracking", "variants", "tasks"},
-    # statistics and plotting over plain tables: nothing of the harness
+    # statistics and plotting over plain tables, a leaf any part may use: nothing of the harness
     "harness.analysis": set(),
     # the run store: the only MLflow user
     "harness.tracking": FOUNDATION,
