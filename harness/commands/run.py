@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from harness.training import checkpoint
 from harness.errors import UsageError
@@ -31,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run from its checkpoint")
     parser.add_argument("--json", action="store_true", help="end with one JSON line describing the run")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress: no bar on a terminal, no status lines "
+                        "elsewhere ($HARNESS_PROGRESS_SECONDS between them, default 30)")
 
 
 def load_resume(args) -> tuple:
@@ -77,7 +77,10 @@ def summary(result, spec, tracker) -> str:
 
 
 def main(args) -> int:
+    from harness.training.progress import interval
     from harness.training.train import train
+
+    interval()  # a bad $HARNESS_PROGRESS_SECONDS is one line before any run exists
 
     if args.resume is not None:
         spec, resume = load_resume(args)
@@ -85,7 +88,7 @@ def main(args) -> int:
         spec, resume = resolve_spec(args), None
     spec.validate()
     tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
-    result = train(spec, tracker, resume=resume, progress=not args.quiet and sys.stderr.isatty())
+    result = train(spec, tracker, resume=resume, progress=not args.quiet)
     print(summary(result, spec, tracker))
     if args.json:
         print(json.dumps({

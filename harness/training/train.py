@@ -19,7 +19,7 @@ import torch
 
 from harness.training import checkpoint
 
-from harness.training import probes
+from harness.training import probes, progress as shown
 from harness.device import resolve_device
 from harness.training.evaluation import criterion_of, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
@@ -219,13 +219,10 @@ class Trainer:
     def loop(self, flag: dict, ckpt_path) -> StopReason:
         """Train until the step budget is spent or an early stop; returns why it stopped.
         `flag["signal"]` is the name of a caught signal ("SIGINT", "SIGTERM"), checked after each step."""
-        from tqdm import tqdm
-
         cfg, task, model = self.cfg, self.task, self.model
         window = {"loss": torch.zeros((), device=self.device), "reg": 0.0, "gnorm": torch.zeros((), device=self.device),
                   "steps": 0, "t0": time.perf_counter()}
-        bar = tqdm(total=self.total, initial=self.step, disable=not self.progress, unit="step",
-                   dynamic_ncols=True, desc=f"{self.spec.variant} on {self.spec.task_name}")
+        bar = shown.bar(self.progress, total=self.total, initial=self.step, desc=shown.name(self.spec))
         model.train()
         try:
             while self.step < self.total:
@@ -307,7 +304,8 @@ class Trainer:
         final_val = dict(self.last_val)
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
-        test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
+        with shown.phase(self.progress, shown.name(self.spec), "test set"):
+            test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
         metrics.update({f"test_{k}": v for k, v in test.items()})
@@ -324,19 +322,21 @@ class Trainer:
         if self.track.context_probe and hasattr(self.task, "context_problems"):
             from harness.training import context
 
-            found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
-                                                      count=self.track.context_problems, seed=self.cfg.seed)
+            with shown.phase(self.progress, shown.name(self.spec), "context probe"):
+                found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
+                                                          count=self.track.context_problems, seed=self.cfg.seed)
             metrics.update(found)
         self.tracker.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val_")}, self.step)
         return metrics
 
 
 def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resume: dict | None = None,
-          progress: bool = True, parent_run_id: str | None = None, tags: dict | None = None,
+          progress: shown.Progress = True, parent_run_id: str | None = None, tags: dict | None = None,
           on_start: Callable[[str | None], None] | None = None) -> RunResult:
     """Train `spec` to the end (or until stopped); the outcome is returned and recorded by
     `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
-    data is prepared before the run is created: a data error leaves no run behind."""
+    data is prepared before the run is created: a data error leaves no run behind. `progress`:
+    True, False or a callable taking status lines (harness/training/progress.py)."""
     from harness.training import artifacts
     from harness.training import threads
     from harness.training.checkpoint import checkpoint_root
