@@ -5,10 +5,15 @@ examples:
   python -m harness reproduce horizon --budget quick --jobs 2
   python -m harness reproduce all --budget smoke
   python -m harness reproduce imdb --budget full --device cuda --tracking-uri http://mlflow:5000
+  python -m harness reproduce horizon --budget quick --status     # what is done, what is left
 
 Budgets: smoke (seconds to minutes: tests), quick (sized for a CPU, well under an hour per
 claim), full (the real protocol, for a GPU). Runs already finished with the same
-configuration are reused, so an interrupted reproduce resumes. Then: python -m harness report.
+configuration are reused and killed runs resume from their checkpoints, so an interrupted
+reproduce continues: Ctrl-C or SIGTERM stops it within seconds (runs in flight save a
+checkpoint), and the same command again resumes. Progress: one line per run started or
+ended, and each run's status every $HARNESS_PROGRESS_SECONDS (default 30) on stderr.
+Then: python -m harness report.
 """
 from __future__ import annotations
 
@@ -33,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", metavar="A,B,...", help="the cells to study instead of the claim's own "
                         "(a claim pins its cells; a new cell joins only when named here)")
     parser.add_argument("--dry-run", action="store_true", help="list the grid without running it")
+    parser.add_argument("--status", action="store_true", help="per grid, tuning study and ladder: runs finished, "
+                        "diverged, killed (resumable) and missing, and what the next reproduce would run")
+    parser.add_argument("--json", action="store_true", help="with --status: one JSON line per claim")
 
 
 def parse_cells(text: str | None) -> tuple[str, ...] | None:
@@ -49,9 +57,28 @@ def parse_cells(text: str | None) -> tuple[str, ...] | None:
     return cells
 
 
+def dry_run(claim, args) -> str:
+    """The claim's planned runs, every point validated."""
+    from harness.reproduce.runner import spec_for
+
+    plan = claim.plan(args.budget, args.seeds)
+    for planned in plan:
+        if claim.trains:
+            spec_for(claim, planned, device=args.device, uri=args.tracking_uri)  # validates every point
+    staged = "".join(f"; tuning {t.label}: {t.trials} trials x {len(t.cells)} cells"
+                     for t in claim.tunings(args.budget)) + "".join(
+        f"; ladder {lad.label}: {len(lad.cells)} cells x {lad.seeds} seeds up to {len(lad.lags)} lags"
+        for lad in claim.ladders(args.budget))
+    later = len(claim.plan(args.budget, args.seeds, {t.label: {} for t in claim.tunings(args.budget)})) - len(plan)
+    tuned = f"; {later} runs in grids that take the tuned values" if later else ""
+    return f"{claim.name} ({args.budget}): {len(plan)} runs in static grids{tuned}{staged}"
+
+
 def main(args) -> int:
-    from harness.reproduce.runner import reproduce, spec_for
+    from harness.reproduce.pool import Pool
+    from harness.reproduce.runner import interrupted, reproduce, threads_for
     from harness.tracking import Outcome
+    from harness.training.progress import interval
     from tasks import imdb_data
 
     imdb_data.use_hints("reproduce")  # data hints name what reproduce has (no --set)
@@ -64,31 +91,34 @@ def main(args) -> int:
         raise UsageError("--seeds must be >= 1")
     if args.jobs < 1:
         raise UsageError("--jobs K needs K >= 1")
+    if args.json and not args.status:
+        raise UsageError("--json goes with --status")
+    interval()  # a bad $HARNESS_PROGRESS_SECONDS is one line before any run exists
+    if args.status:
+        from harness.reproduce.status import print_status
+
+        for claim in selected:
+            print_status(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
+                         as_json=args.json)
+        return 0
     command = f"python -m harness reproduce {args.claim} --budget {args.budget}" + "".join(
         f" --{flag} {shlex.quote(str(value))}" for flag, value in
         (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs), ("variants", args.variants))
         if value not in (None, "auto", 1))
     failed = 0
-    for claim in selected:
-        if args.dry_run:
-            plan = claim.plan(args.budget, args.seeds)
-            for planned in plan:
-                if claim.trains:
-                    spec_for(claim, planned, device=args.device, uri=args.tracking_uri)  # validates every point
-            staged = "".join(f"; tuning {t.label}: {t.trials} trials x {len(t.cells)} cells"
-                             for t in claim.tunings(args.budget)) + "".join(
-                f"; ladder {lad.label}: {len(lad.cells)} cells x {lad.seeds} seeds up to {len(lad.lags)} lags"
-                for lad in claim.ladders(args.budget))
-            later = len(claim.plan(args.budget, args.seeds, {t.label: {} for t in claim.tunings(args.budget)})) - len(plan)
-            tuned = f"; {later} runs in grids that take the tuned values" if later else ""
-            print(f"{claim.name} ({args.budget}): {len(plan)} runs in static grids{tuned}{staged}")
-            continue
-        outcomes = reproduce(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
-                             jobs=args.jobs, command=command, report=lambda line: print(line, flush=True))
-        if any(o.outcome == Outcome.KILLED for o in outcomes):
-            print("interrupted: run the same command again to resume", file=sys.stderr)
-            return 130
-        failed += sum(o.outcome == Outcome.DIVERGED for o in outcomes)
+    with Pool(args.jobs, threads=threads_for(args.jobs), plugins=tuple(args.plugin)) as pool:
+        for claim in selected:
+            if args.dry_run:
+                print(dry_run(claim, args))
+                continue
+            outcomes = reproduce(claim, args.budget, seeds=args.seeds, device=args.device, uri=args.tracking_uri,
+                                 jobs=args.jobs, command=command, report=lambda line: print(line, flush=True),
+                                 pool=pool)
+            if interrupted(outcomes, pool):
+                print(f"interrupted{f' ({pool.signal})' if pool.signal else ''}: run the same command again to "
+                      "resume; --status shows what is left", file=sys.stderr)
+                return 130
+            failed += sum(o.outcome == Outcome.DIVERGED for o in outcomes)
     if failed:
         print(f"note: {failed} runs diverged (outcome 'diverged'; the reports count them as not solved)")
     print("next: python -m harness report" + (f" --claim {args.claim}" if args.claim != "all" else ""))

@@ -40,11 +40,16 @@ def measured_fingerprint(planned: Planned) -> str:
 
 
 def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int,
-            cells: tuple[str, ...] | None = None) -> Done:
-    """One grid point, in this process or a worker process."""
+            cells: tuple[str, ...] | None = None, resume: tuple[str, str] | None = None) -> Done:
+    """One grid point, in this process or a pool worker (harness/reproduce/pool.py), which
+    hears of the run as it starts and gets its status lines. `resume`: (run id, checkpoint
+    file) of a killed run of this point (lookup.RESUME), continued in that same MLflow run."""
     import torch
 
     from harness.claims import get
+    from harness.reproduce.pool import notify
+    from harness.training import checkpoint
+    from harness.training.progress import to_stderr
     from harness.training.train import train
 
     if threads:
@@ -68,7 +73,19 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
         tracker.end(Outcome.FINISHED)
         return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
     spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
-    result = train(spec, tracker, progress=False, tags=tags)
+    payload = None
+    if resume is not None:
+        payload = {**checkpoint.load(resume[1]), "run_id": resume[0]}
+    point = f"{planned.tags.get('claim_grid', claim.name)}: {planned.tags.get('claim_point', '')}"
+
+    def begun(run_id):
+        notify("run", {"run_id": run_id, "uri": tracker.uri, "experiment": claim.experiment,
+                       "fingerprint": spec.fingerprint(), "step": payload["step"] if payload else 0})
+
+    def status(line):
+        notify("line", f"{point}: {line}") or to_stderr(f"{point}: {line}")
+
+    result = train(spec, tracker, progress=status, tags=tags, resume=payload, on_start=begun)
     return Done(planned, result.run_id, result.outcome, result.metrics, time.perf_counter() - started)
 
 
@@ -82,11 +99,3 @@ def check_data(claim: Claim, todo: list[Planned], *, device: str, uri: str) -> N
         if key not in seen:
             seen.add(key)
             next(iter(spec.build_task().eval_batches("val", seed=spec.train.seed)), None)
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-

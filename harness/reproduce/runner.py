@@ -1,70 +1,116 @@
 """Run a claim's grid through the one training path; every run lands in MLflow tagged with the
-claim, and a run already finished with the same configuration is reused, so an interrupted
-`reproduce` resumes where it stopped."""
+claim. What each planned run needs is decided by harness/reproduce/lookup.py (a result is
+reused, a killed run resumed from its checkpoint, anything else run), so an interrupted
+`reproduce` continues where it stopped, to the metrics an uninterrupted one reaches.
+The runs go through one Pool (harness/reproduce/pool.py) for every --jobs: Ctrl-C or SIGTERM
+stops it, and no run starts after a run that ended killed."""
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
+from typing import Callable
 
-from harness.reproduce.one_run import Done, _init_worker, check_data, measured_fingerprint, run_one, spec_for
 from harness.claims import Claim, Planned
+from harness.reproduce import lookup
+from harness.reproduce.one_run import Done, check_data, measured_fingerprint, run_one, spec_for
+from harness.reproduce.pool import Call, Lost, Pool
+from harness.reproduce.progress import Board
 from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
 
-__all__ = ["Done", "check_data", "measured_fingerprint", "reproduce", "run_one", "spec_for"]
+__all__ = ["Done", "check_data", "decide", "measured_fingerprint", "reproduce", "run_one", "run_plan", "spec_for",
+           "threads_for"]
 
 
-def run_plan(claim: Claim, plan: list[Planned], *, device: str, uri: str, jobs: int, threads: int,
+def threads_for(jobs: int) -> int:
+    """torch threads per worker: the cores shared among K > 1 workers; 0 (automatic) for one."""
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+
+
+def decide(runs, claim: Claim, planned: Planned, *, device: str, uri: str) -> lookup.Found:
+    """lookup.find for one point of a claim's grid: only a run the report counts (this claim's
+    budget; a tuning trial of the same configuration belongs to its study, not to the grid)."""
+    tags = {"claim_budget": planned.tags["claim_budget"]}
+    if not claim.trains:
+        return lookup.find(runs, claim.experiment, measured_fingerprint(planned), tags)
+    spec = spec_for(claim, planned, device=device, uri=uri)
+    return lookup.find(runs, claim.experiment, spec.fingerprint(), tags, spec=spec, uri=uri)
+
+
+def label_of(planned: Planned) -> str:
+    return f"{planned.tags['claim_grid']}: {planned.tags['claim_point']}"
+
+
+def as_done(planned: Planned, result) -> Done:
+    """A call's result, or a Done for a call whose worker ended first (pool.Lost)."""
+    if isinstance(result, Lost):
+        return Done(planned, result.run and result.run["run_id"], Outcome(result.outcome), {}, 0.0)
+    return result
+
+
+def execute(pool: Pool, calls: list[Call], labels: list[str], board: Board, *, ended: Callable, stop_on) -> list:
+    """Run `calls` on `pool`, telling `board` of every start and end; `ended(index, result)`
+    gives (outcome, seconds, detail) for the board's line."""
+    def event(index, kind, data):
+        if kind == "start":
+            board.started(labels[index])
+        elif kind == "run" and data.get("step"):
+            board.resumed(labels[index], data["step"])
+        elif kind == "line":
+            from harness.training.progress import to_stderr
+
+            to_stderr(data)
+        elif kind == "report":
+            board.report(data)
+        elif kind == "end":
+            board.ended(labels[index], *ended(index, data))
+
+    return pool.run(calls, event, stop_on)
+
+
+def _primary(done: Done) -> str:
+    found = next((f" {k} {v:.4g}" for k, v in done.metrics.items() if k.startswith("test_")), "")
+    return found
+
+
+def run_plan(claim: Claim, plan: list[Planned], *, pool: Pool, device: str, uri: str, threads: int,
              command: str, report=print) -> list[Done]:
-    """Reuse or run every planned run (in `jobs` worker processes); stops at a KILLED run."""
+    """Reuse, resume or run every planned run on `pool`; no run starts after one ends killed."""
     runs, outcomes, todo = open_runs(uri), [], []
     for planned in plan:
-        fingerprint = (spec_for(claim, planned, device=device, uri=uri).fingerprint() if claim.trains
-                       else measured_fingerprint(planned))
-        # only a run the report counts (this claim's budget): a tuning trial of the same
-        # configuration is in the store too, but it belongs to its study, not to the grid
-        found = runs.find_result(claim.experiment, fingerprint, {"claim_budget": planned.tags["claim_budget"]})
-        if found:
-            outcomes.append(Done(planned, found.run_id, None, {}, 0.0))
+        found = decide(runs, claim, planned, device=device, uri=uri)
+        if found.action == lookup.REUSE:
+            outcomes.append(Done(planned, found.record.run_id, None, {}, 0.0))
         else:
-            todo.append(planned)
+            todo.append((planned, (found.record.run_id, str(found.checkpoint)) if found.action == lookup.RESUME
+                         else None))
     if not plan:
         return outcomes
-    report(f"{claim.name}: {len(plan)} runs planned, {len(plan) - len(todo)} reused, {len(todo)} to run"
-           + (f" with {jobs} jobs" if jobs > 1 else ""))
-    done = len(plan) - len(todo)
-
-    def show(outcome: Done) -> None:
-        nonlocal done
-        done += 1
-        what = outcome.planned.tags["claim_point"]
-        primary = next((f"{k} {val:.4g}" for k, val in outcome.metrics.items() if k.startswith("test_")), "")
-        report(f"[{done}/{len(plan)}] {outcome.planned.tags['claim_grid']}: {what}: {outcome.label} "
-               f"{primary} ({outcome.seconds:.1f} s)")
-
-    if jobs <= 1:
-        for planned in todo:
-            outcome = run_one(claim.name, planned, device, uri, command, threads, cells=claim.cells)
-            outcomes.append(outcome)
-            show(outcome)
-            if outcome.outcome == Outcome.KILLED:
-                break
+    resumed = sum(r is not None for _, r in todo)
+    report(f"{claim.name}: {len(plan)} runs planned, {len(plan) - len(todo)} reused, {resumed} to resume, "
+           f"{len(todo) - resumed} to run" + (f" with {pool.jobs} jobs" if pool.jobs > 1 else ""))
+    if not todo or pool.stopped:
         return outcomes
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
-                                                initargs=(threads,)) as pool:
-        futures = [pool.submit(run_one, claim.name, p, device, uri, command, threads, claim.cells) for p in todo]
-        for future in concurrent.futures.as_completed(futures):
-            outcome = future.result()
-            outcomes.append(outcome)
-            show(outcome)
-    return outcomes
+    board = Board(claim.name, len(plan), len(plan) - len(todo), pool.jobs, report)
+    calls = [Call(run_one, (claim.name, p, device, uri, command, threads, claim.cells, r)) for p, r in todo]
+    dones: dict[int, Done] = {}
+
+    def ended(index, result):
+        dones[index] = done = as_done(todo[index][0], result)
+        return done.outcome, done.seconds, _primary(done)
+
+    execute(pool, calls, [label_of(p) for p, _ in todo], board, ended=ended,
+            stop_on=lambda result: isinstance(result, Lost) or result.outcome == Outcome.KILLED)
+    return outcomes + list(dones.values())
+
+
+def interrupted(outcomes: list[Done], pool: Pool) -> bool:
+    return pool.stopped or any(o.outcome in (Outcome.KILLED, Outcome.CRASHED) for o in outcomes)
 
 
 def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
-              command: str, report=print) -> list[Done]:
+              command: str, report=print, pool: Pool | None = None, plugins: tuple[str, ...] = ()) -> list[Done]:
     """Every run of the claim's budget: static grids, then tuning studies, the grids they tune,
-    and the lag ladders (harness/reproduce/stages.py). Finished runs are reused."""
+    and the lag ladders (harness/reproduce/stages.py), on `pool` (default: a Pool of `jobs`
+    workers for this claim). Stops early when interrupted (see `interrupted`)."""
     uri = resolve_uri(uri)
     open_runs(uri)  # checks the store; reading creates nothing
     plan = claim.plan(budget, seeds)
@@ -73,15 +119,19 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
     if claim.trains:
         check_data(claim, plan + staged, device=device, uri=uri)
     open_tracker(uri, claim.experiment).prepare()  # the store and experiment, before workers race to
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
-    outcomes = run_plan(claim, plan, device=device, uri=uri, jobs=jobs, threads=threads, command=command,
+    if pool is None:
+        with Pool(jobs, threads=threads_for(jobs), plugins=plugins) as own:
+            return reproduce(claim, budget, seeds=seeds, device=device, uri=uri, jobs=jobs, command=command,
+                             report=report, pool=own)
+    threads = pool.threads
+    outcomes = run_plan(claim, plan, pool=pool, device=device, uri=uri, threads=threads, command=command,
                         report=report)
-    if any(o.outcome == Outcome.KILLED for o in outcomes):
+    if interrupted(outcomes, pool):
         return outcomes
     if claim.tunings(budget) or claim.ladders(budget):
         from harness.reproduce.stages import run_stages
 
         report(f"{claim.name} ({budget}): tuning studies, the grids they tune and the lag ladders")
-        outcomes += run_stages(claim, budget, seeds=seeds, device=device, uri=uri, jobs=jobs, threads=threads,
-                               command=command, report=report, run_plan=run_plan)
+        outcomes += run_stages(claim, budget, seeds=seeds, device=device, uri=uri, pool=pool, threads=threads,
+                               command=command, report=report)
     return outcomes

@@ -5,21 +5,23 @@ harness/sweep/study.py: queue, journal storage beside the store, a seeded TPE sa
 so the study is reproducible) whose objective is a metric every run logs; the best trial's
 values are recorded as one MLflow run per cell (`claim_stage` = tuning), which the ladders and
 the report read. A ladder is one chain per (cell, seed), climbing its lags in order in one
-worker process. Every run is reused when a run with its configuration already finished, so an
-interrupted `reproduce` resumes where it stopped.
+worker process. Each run is looked up as the grids' are (harness/reproduce/lookup.py: a result
+reused, a killed run resumed from its checkpoint), so an interrupted `reproduce` continues where
+it stopped. A tuning trial killed mid-run fails; the next reproduce tops its study up again.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
-import multiprocessing
 from pathlib import Path
 from typing import Callable
 
 from harness.claims import Claim, Planned, Tuning
 from harness.device import resolve_device
+from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, run_one, spec_for
+from harness.reproduce.pool import Call, Lost, Pool, notify
+from harness.reproduce.progress import Board
 from harness.tracking import Outcome, local_dir, open_runs, open_tracker
 
 TUNING, LADDER = "tuning", "ladder"
@@ -73,7 +75,10 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     settings = sweep_settings(spec, trials=tuning.trials, study=name, storage=str(journal_path(uri)),
                               space=dict(tuning.space), metric=tuning.metric, pruner="none", seed=tuning.seed)
     prepare(settings, fail_running=True)
-    run_worker(settings, progress=False, threads=threads)
+    try:
+        run_worker(settings, progress=False, threads=threads)
+    except KeyboardInterrupt:  # a trial's run was killed: its trial failed; the next reproduce tops the study up
+        return Done(planned, None, Outcome.KILLED, {}, time.perf_counter() - started)
     best = lowest(settings.storage, name)
     if best is None:
         raise RuntimeError(f"tuning study {name} finished no trial")
@@ -91,6 +96,17 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
 
 
+def ladder_step(claim: Claim, budget: str, ladder, cell: str, lag: int, seed: int, tuned: dict) -> Planned:
+    return Planned(ladder.values(cell, lag, seed, tuned),
+                   _tags(claim, budget, ladder.label, LADDER, f"variant={cell} length={lag} seed={seed}"))
+
+
+def find_step(runs, claim: Claim, planned: Planned, *, device: str, uri: str) -> lookup.Found:
+    """lookup.find for one lag of a ladder (any ladder run with its configuration counts)."""
+    spec = spec_for(claim, planned, device=device, uri=uri)
+    return lookup.find(runs, claim.experiment, spec.fingerprint(), {"claim_stage": LADDER}, spec=spec, uri=uri)
+
+
 def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str, seed: int, tuned: dict,
                carried: dict, device: str, uri: str, command: str, threads: int) -> list[Done]:
     """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row. `carried`
@@ -104,15 +120,18 @@ def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str
         if carried.get(lag):
             misses = 0
             continue
-        planned = Planned(ladder.values(cell, lag, seed, tuned),
-                          _tags(claim, budget, label, LADDER, f"variant={cell} length={lag} seed={seed}"))
-        found = runs.find_result(claim.experiment, spec_for(claim, planned, device=device, uri=uri).fingerprint(),
-                                 {"claim_stage": LADDER})
-        done = (Done(planned, found.run_id, None, {**found.metrics, "outcome": found.outcome}, 0.0) if found
-                else run_one(claim_name, planned, device, uri, command, threads, cells=cells))
+        planned = ladder_step(claim, budget, ladder, cell, lag, seed, tuned)
+        found = find_step(runs, claim, planned, device=device, uri=uri)
+        if found.action == lookup.REUSE:
+            done = Done(planned, found.record.run_id, None, {**found.record.metrics, "outcome": found.record.outcome},
+                        0.0)
+        else:
+            resume = (found.record.run_id, str(found.checkpoint)) if found.action == lookup.RESUME else None
+            done = run_one(claim_name, planned, device, uri, command, threads, cells=cells, resume=resume)
         out.append(done)
-        print(f"  {label}: {planned.tags['claim_point']}: {done.label}"
-              f"{' solved' if claim.solved(done.metrics) else ' unsolved'} ({done.seconds:.1f} s)", flush=True)
+        line = (f"  {label}: {planned.tags['claim_point']}: {done.label}"
+                f"{' solved' if claim.solved(done.metrics) else ' unsolved'} ({done.seconds:.1f} s)")
+        notify("report", line) or print(line, flush=True)
         if done.outcome == Outcome.KILLED:
             break
         misses = 0 if claim.solved(done.metrics) else misses + 1
@@ -137,49 +156,78 @@ def _lag_key(claim: Claim, label: str) -> str:
                 if lad.label == label)
 
 
-def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int, threads: int,
-               command: str, report: Callable[[str], None], run_plan) -> list[Done]:
-    """Every tuning, then the grids they tune (through `run_plan`, reproduce.py's runner), then
-    every ladder (a budget check after the ladder it checks)."""
+def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, pool: Pool, threads: int,
+               command: str, report: Callable[[str], None]) -> list[Done]:
+    """Every tuning, then the grids they tune (through runner.run_plan), then every ladder (a
+    budget check after the ladder it checks), on `pool`; stops when the pool is stopped or a
+    run ends killed."""
+    from harness.reproduce.runner import execute, interrupted, run_plan
+
     results: list[Done] = []
-    context = multiprocessing.get_context("spawn")
-    pool = (concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) if jobs > 1 else None)
 
-    def gather(calls: list[tuple]) -> list:
-        if pool is None:
-            return [fn(*args) for fn, *args in calls]
-        futures = [pool.submit(fn, *args) for fn, *args in calls]
-        return [f.result() for f in concurrent.futures.as_completed(futures)]
+    def gather(title: str, calls: list[Call], labels: list[str], planned: list[Planned]) -> list:
+        """The calls' results in the order of `calls` (lists of Done for ladder chains)."""
+        board, out = Board(title, len(calls), 0, pool.jobs, report), {}
 
-    try:
-        tuned: dict[str, dict[str, dict]] = {}
-        for tuning in claim.tunings(budget):
-            todo = [cell for cell in tuning.cells if chosen_values(uri, claim, budget, tuning, cell) is None]
-            for done in gather([(run_tuning, claim.name, claim.cells, budget, tuning.label, cell, device, uri,
-                                 command, threads) for cell in todo]):
-                results.append(done)
-                report(f"tuned {done.planned.tags['claim_point']}: {done.metrics} ({done.seconds:.1f} s)")
-            tuned[tuning.label] = {cell: chosen_values(uri, claim, budget, tuning, cell) or {}
-                                   for cell in tuning.cells}
-            report(f"{tuning.label}: chosen " + "; ".join(f"{c}: {v}" for c, v in tuned[tuning.label].items()))
-        labels = {g.label for g in claim.grids(budget) if g.tuned_by}
-        plan = [p for p in claim.plan(budget, seeds, tuned) if p.tags["claim_grid"] in labels]
-        results += run_plan(claim, plan, device=device, uri=uri, jobs=jobs, threads=threads, command=command,
-                            report=report)
-        ladders = claim.ladders(budget)
-        order = [lad for lad in ladders if lad.budget_of is None] + [lad for lad in ladders if lad.budget_of]
-        by_label: dict[str, list[Done]] = {}
-        for ladder in order:
-            base = solved_map(claim, by_label.get(ladder.budget_of, []), ladder.budget_of) if ladder.budget_of else {}
-            calls = [(run_ladder, claim.name, claim.cells, budget, ladder.label, cell, seed,
-                      tuned.get(ladder.tuned_by, {}).get(cell, {}), base.get((cell, seed), {}), device, uri, command,
-                      threads) for cell in ladder.cells for seed in range(ladder.seeds)]
-            chain_results = gather(calls)
-            by_label[ladder.label] = [d for chain in chain_results for d in chain]
-            results += by_label[ladder.label]
-            if any(d.outcome == Outcome.KILLED for d in by_label[ladder.label]):
-                break
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        def ended(index, result):
+            if isinstance(result, Lost):
+                result = Done(planned[index], result.run and result.run["run_id"], Outcome(result.outcome), {}, 0.0)
+            out[index] = result
+            chain = result if isinstance(result, list) else [result]
+            worst = next((d.outcome for d in chain if d.outcome in (Outcome.KILLED, Outcome.CRASHED)),
+                         chain[-1].outcome if chain else None)
+            return worst, sum(d.seconds for d in chain), ""
+
+        def killed(result):
+            chain = result if isinstance(result, list) else [result]
+            return isinstance(result, Lost) or any(d.outcome == Outcome.KILLED for d in chain)
+
+        if calls and not pool.stopped:
+            report(f"{title}: {len(calls)} to run" + (f" with {pool.jobs} jobs" if pool.jobs > 1 else ""))
+            execute(pool, calls, labels, board, ended=ended, stop_on=killed)
+        return [out[i] for i in sorted(out)]
+
+    def flat(items: list) -> list[Done]:
+        return [d for item in items for d in (item if isinstance(item, list) else [item])]
+
+    tuned: dict[str, dict[str, dict]] = {}
+    for tuning in claim.tunings(budget):
+        todo = [cell for cell in tuning.cells if chosen_values(uri, claim, budget, tuning, cell) is None]
+        done = gather(f"{tuning.label} (tuning)",
+                      [Call(run_tuning, (claim.name, claim.cells, budget, tuning.label, cell, device, uri, command,
+                                         threads)) for cell in todo],
+                      [f"{tuning.label}: variant={cell}" for cell in todo],
+                      [Planned(tuning.values(cell), _tags(claim, budget, tuning.label, TUNING, f"variant={cell}"))
+                       for cell in todo])
+        for d in done:
+            if d.outcome == Outcome.FINISHED:
+                report(f"tuned {d.planned.tags['claim_point']}: {d.metrics} ({d.seconds:.1f} s)")
+        results += done
+        if interrupted(results, pool):
+            return results
+        tuned[tuning.label] = {cell: chosen_values(uri, claim, budget, tuning, cell) or {} for cell in tuning.cells}
+        report(f"{tuning.label}: chosen " + "; ".join(f"{c}: {v}" for c, v in tuned[tuning.label].items()))
+    labels = {g.label for g in claim.grids(budget) if g.tuned_by}
+    plan = [p for p in claim.plan(budget, seeds, tuned) if p.tags["claim_grid"] in labels]
+    results += run_plan(claim, plan, pool=pool, device=device, uri=uri, threads=threads, command=command,
+                        report=report)
+    if interrupted(results, pool):
+        return results
+    ladders = claim.ladders(budget)
+    order = [lad for lad in ladders if lad.budget_of is None] + [lad for lad in ladders if lad.budget_of]
+    by_label: dict[str, list[Done]] = {}
+    for ladder in order:
+        base = solved_map(claim, by_label.get(ladder.budget_of, []), ladder.budget_of) if ladder.budget_of else {}
+        chains = [(cell, seed) for cell in ladder.cells for seed in range(ladder.seeds)]
+        calls = [Call(run_ladder, (claim.name, claim.cells, budget, ladder.label, cell, seed,
+                                   tuned.get(ladder.tuned_by, {}).get(cell, {}), base.get((cell, seed), {}), device,
+                                   uri, command, threads)) for cell, seed in chains]
+        first = [Planned(ladder.values(cell, ladder.lags[0], seed), _tags(claim, budget, ladder.label, LADDER,
+                                                                           f"variant={cell} seed={seed}"))
+                 for cell, seed in chains]
+        by_label[ladder.label] = flat(gather(f"{ladder.label} (ladder chains)", calls,
+                                             [f"{ladder.label}: variant={c} seed={s}" for c, s in chains], first))
+        results += by_label[ladder.label]
+        if interrupted(results, pool):
+            break
     return results

@@ -8,8 +8,9 @@ status on stderr every `HARNESS_PROGRESS_SECONDS` seconds (default 30), e.g.
 P a callable receives those status lines instead (reproduce's workers send them to the
 command, which prints them). P False shows nothing. `HARNESS_PROGRESS_SECONDS=0` writes a
 line at every training-loss log and evaluation. The final evaluations (test set, context
-probe) are phases: a status line when one starts and when it ends with its duration, and
-one every interval while it runs (on a terminal only the interval lines and the end line).
+probe) are phases: a status line every interval while one runs, and one when it ends with
+its duration (with HARNESS_PROGRESS_SECONDS=0 also when it starts). A run shorter than the
+interval shows no line.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class StatusLines:
         self.sink, self.seconds = sink, seconds
         self.fields: dict[str, str] = {}
         self.started = self.last = time.monotonic()
-        self.shown = initial
+        self.shown, self.lines = initial, 0
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -93,7 +94,7 @@ class StatusLines:
             self.emit()
 
     def close(self) -> None:
-        if self.n != self.shown:
+        if self.lines and self.n != self.shown:  # a run long enough to have shown a line shows its end
             self.emit()
 
     def emit(self) -> None:
@@ -103,7 +104,7 @@ class StatusLines:
         share = f" ({100 * self.n // max(1, self.total)}%)"
         fields = "".join(f" {k}={v}" for k, v in self.fields.items())
         self.sink(f"{self.desc}: step {self.n}/{self.total}{share}{fields} | {rate:.3g} steps/s | ETA {eta}")
-        self.last, self.shown = now, self.n
+        self.last, self.shown, self.lines = now, self.n, self.lines + 1
 
 
 def bar(progress: Progress, *, total: int, initial: int, desc: str):
@@ -119,12 +120,10 @@ def bar(progress: Progress, *, total: int, initial: int, desc: str):
 
 @contextlib.contextmanager
 def phase(progress: Progress, desc: str, what: str):
-    """Report a long step of a run (`what`: "test set", "context probe"): a line when it starts
-    and when it ends, with its duration, and one per interval while it runs."""
-    sink = _sink(progress)
-    quiet_start = sink is None  # a terminal: the bar has ended; only long phases are worth lines
-    if sink is None and progress:
-        sink = to_stderr
+    """Report a long step of a run (`what`: "test set", "context probe"): a status line every
+    interval while it runs and one when it ends, with its duration, if it outlasted an interval
+    (HARNESS_PROGRESS_SECONDS=0: a line when it starts and when it ends)."""
+    sink = _sink(progress) or (to_stderr if progress else None)
     if sink is None:
         yield
         return
@@ -135,7 +134,7 @@ def phase(progress: Progress, desc: str, what: str):
             beats.append(1)
             sink(f"{desc}: {what}: running for {duration(time.monotonic() - started)}")
 
-    if not quiet_start:
+    if seconds == 0:
         sink(f"{desc}: {what} ...")
     thread = threading.Thread(target=heartbeat, name="progress-phase", daemon=True) if seconds > 0 else None
     if thread is not None:
@@ -146,5 +145,5 @@ def phase(progress: Progress, desc: str, what: str):
         stop.set()
         if thread is not None:
             thread.join()
-        if not quiet_start or beats:
+        if seconds == 0 or beats:
             sink(f"{desc}: {what} done in {time.monotonic() - started:.1f} s")

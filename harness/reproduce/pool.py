@@ -1,0 +1,294 @@
+"""The worker processes that run a claim's runs: the same for `--jobs 1` and `--jobs K`.
+
+`Pool(jobs)` starts up to `jobs` spawned worker processes as calls need them; `run(calls)`
+gives each idle worker the next call and collects what the calls return. While the pool is
+open, SIGINT and SIGTERM to the command stop it:
+
+- no call starts after a signal (nor after a call whose result `stop_on` flags, e.g. a run
+  that ended killed);
+- each worker with a call in flight gets SIGINT, which train() turns into a checkpoint and
+  the outcome `killed` (outside a training loop a worker ignores SIGINT: a run in its final
+  evaluation completes); Ctrl-C on a terminal reaches the workers directly as well;
+- a worker still busy GRACE_SECONDS after the signal is terminated (SIGTERM, then SIGKILL),
+  and its run, if it had started one and it reached no outcome, is tagged killed: the next
+  reproduce resumes it from its last checkpoint, or runs it again when it has none;
+- a second signal terminates the workers at once.
+A worker whose parent is gone (the command was SIGKILLed) interrupts its own run the same
+way and exits, so no worker outlives the command by more than GRACE_SECONDS.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import wait
+from typing import Any, Callable
+
+GRACE_SECONDS = 7.0  # a stopped run's time to save its checkpoint and end killed
+KILL_SECONDS = 1.5  # after SIGTERM, before SIGKILL
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    fn: Callable  # a module-level function (it is pickled to the worker)
+    args: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Lost:
+    """A call whose worker ended before returning; `run` is the run it had started, if any."""
+
+    run: dict | None  # {"run_id", "uri", "experiment", "fingerprint"}
+    outcome: str  # "killed" (the pool stopped it) or "crashed" (the worker died by itself)
+    reason: str
+
+
+class Pool:
+    def __init__(self, jobs: int, *, threads: int = 0, plugins: tuple[str, ...] = ()):
+        self.jobs, self.threads, self.plugins = max(1, jobs), threads, tuple(plugins)
+        self.workers: list[_Worker] = []
+        self.signal: str | None = None  # the name of the signal that stopped the pool
+        self._handlers: dict = {}
+        self._context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
+
+    @property
+    def stopped(self) -> bool:
+        return self.signal is not None
+
+    def __enter__(self) -> Pool:
+        if threading.current_thread() is threading.main_thread():
+            self._handlers = {s: signal.signal(s, self._on_signal) for s in SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for worker in self.workers:
+                worker.close()
+            _join(self.workers, time.monotonic() + GRACE_SECONDS)
+        finally:
+            for s, handler in self._handlers.items():
+                signal.signal(s, handler)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.signal is not None:  # a second signal: no more waiting
+            for worker in self.workers:
+                worker.terminate()
+        self.signal = signal.Signals(signum).name
+
+    def run(self, calls: list[Call], on_event: Callable[[int, str, Any], None] = lambda i, kind, data: None,
+            stop_on: Callable[[Any], bool] = lambda result: False) -> list[tuple[int, Any]]:
+        """Run `calls` on the workers; (index, result) in the order they end, a `Lost` for a call
+        whose worker ended first; calls never started are left out. `on_event(index, kind, data)`
+        sees "start" (data None), "run" (the run's ids), "line" (a status line), "report" (a
+        line for the command's output) and "end" (the result). A call's exception is raised
+        here once the other calls in flight have stopped."""
+        pending = collections.deque(enumerate(calls))
+        busy: dict[_Worker, int] = {}
+        results, error, halt, deadline, forced = [], None, False, None, False
+        while pending or busy:
+            while pending and not (halt or self.stopped) and len(busy) < self.jobs:
+                worker = next((w for w in self.workers if w not in busy and w.alive), None) or self._start()
+                index, call = pending.popleft()
+                worker.give(index, call)
+                busy[worker] = index
+                on_event(index, "start", None)
+            if not busy:
+                break
+            if (self.stopped or error is not None) and deadline is None:
+                deadline = time.monotonic() + GRACE_SECONDS
+                for worker in busy:
+                    worker.interrupt()
+            for worker in _ready(list(busy), 0.2):
+                message = worker.receive()
+                index = busy[worker]
+                if message is None:  # the worker died
+                    outcome = "killed" if deadline is not None else "crashed"
+                    lost = Lost(worker.run, outcome, f"worker process ended (exit code {worker.exitcode}) "
+                                f"{'after ' + (self.signal or 'an error') if outcome == 'killed' else 'by itself'}")
+                    _mark(lost)
+                    results.append((index, lost))
+                    on_event(index, "end", lost)
+                    halt = True
+                    del busy[worker]
+                elif message[0] in ("done", "error"):
+                    del busy[worker]
+                    worker.run = None
+                    if message[0] == "error":
+                        error, halt = error or message[2], True
+                        continue
+                    results.append((index, message[2]))
+                    on_event(index, "end", message[2])
+                    halt = halt or stop_on(message[2])
+                else:  # ("event", kind, data)
+                    if message[1] == "run":
+                        worker.run = message[2]
+                    on_event(index, message[1], message[2])
+            if deadline is not None and not forced and time.monotonic() > deadline:
+                forced = True  # the terminated workers' closed pipes end their calls as Lost
+                for worker in busy:
+                    worker.terminate()
+                _join(list(busy), time.monotonic() + KILL_SECONDS)
+        if error is not None:
+            raise error
+        return results
+
+    def _start(self) -> _Worker:
+        blocked = threading.current_thread() is threading.main_thread()
+        if blocked:  # a signal during the worker's start-up waits until it ignores SIGINT
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            worker = _Worker(self._context, self.threads, self.plugins)
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.workers = [w for w in self.workers if w.alive] + [worker]
+        return worker
+
+
+class _Worker:
+    def __init__(self, context, threads: int, plugins: tuple[str, ...]):
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_main, args=(child, threads, plugins, os.getpid()),
+                                       name="reproduce-worker", daemon=True)
+        self.process.start()
+        child.close()
+        self.run: dict | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    @property
+    def exitcode(self):
+        return self.process.exitcode
+
+    def give(self, index: int, call: Call) -> None:
+        self.conn.send((index, call))
+
+    def receive(self):
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(KILL_SECONDS)
+            return None
+
+    def interrupt(self) -> None:
+        if self.alive:
+            os.kill(self.process.pid, signal.SIGINT)
+
+    def terminate(self) -> None:
+        if self.alive:
+            self.process.terminate()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+
+
+def _ready(workers: list[_Worker], timeout: float) -> list[_Worker]:
+    by_conn = {w.conn: w for w in workers}
+    return [by_conn[c] for c in wait(list(by_conn), timeout)]
+
+
+def _join(workers: list[_Worker], deadline: float) -> None:
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.alive:
+            worker.process.kill()
+            worker.process.join(KILL_SECONDS)
+
+
+def _mark(lost: Lost) -> None:
+    """Tag the run of a lost call with its outcome, unless it reached one before its worker ended."""
+    if lost.run is None:
+        return
+    from harness.tracking import open_runs, set_run_state
+
+    run = lost.run
+    records = open_runs(run["uri"]).records(run["experiment"], {"fingerprint": run["fingerprint"]})
+    record = next((r for r in records if r.run_id == run["run_id"]), None)
+    if record is not None and record.outcome.value == "running":
+        key = "stop_reason" if lost.outcome == "killed" else "failure_reason"
+        set_run_state(run["uri"], run["run_id"], lost.outcome, {key: lost.reason})
+
+
+# -- in the worker process --------------------------------------------------------------------
+_channel: dict = {}  # the worker's connection to the pool, and the lock its threads share
+
+
+def notify(kind: str, data: Any) -> bool:
+    """Send an event of the running call to the pool; False outside a worker (nothing sent)."""
+    if not _channel:
+        return False
+    with _channel["lock"]:
+        _channel["conn"].send(("event", kind, data))
+    return True
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGINT)  # the command is gone: its run saves a checkpoint and ends killed
+    time.sleep(GRACE_SECONDS)
+    os._exit(1)
+
+
+def _main(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
+    code = 0
+    try:
+        _serve(conn, threads, plugins, parent)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:  # every run has ended (its tracker flushed): skip the interpreter's slow teardown
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _serve(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # train() catches it while training; else the pool decides
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from harness.registry import import_plugins
+
+    import_plugins(list(plugins))  # the command's --plugin modules: their claims, cells and tasks
+    _channel.update(conn=conn, lock=threading.Lock())
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        index, call = task
+        text = ""
+        try:
+            reply = ("done", index, call.fn(*call.args))
+        except BaseException as err:  # sent to the command, which raises it
+            text = traceback.format_exc()
+            err.add_note(f"in the reproduce worker:\n{text}")
+            reply = ("error", index, err)
+        with _channel["lock"]:
+            try:
+                try:
+                    conn.send(reply)
+                except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
+                    conn.send(("error", index, RuntimeError(text or traceback.format_exc())))
+            except (OSError, ValueError):
+                return

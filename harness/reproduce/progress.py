@@ -1,0 +1,60 @@
+"""Overall progress of a reproduce: one line per change (a run started, a run ended) with the
+counts of the step it belongs to and an ETA from the durations of the runs that ended here.
+
+    phased: 9 runs planned, 0 reused, 0 to resume, 9 to run with 2 jobs
+    [start] standard: variant=lstm seed=0 | 0/9 done, 2 running, 7 waiting, ETA ?
+    [1/9] standard: variant=gru seed=0: finished test_accuracy 0.5547 (4.1 s) | 1/9 done (1 finished), ...
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from harness.tracking import Outcome
+from harness.training.progress import duration
+
+COUNTED = ("reused", "finished", "diverged", "killed", "crashed", "pruned")
+
+
+class Board:
+    """Counts of one step of a reproduce (a grid's runs, the tuning studies, a ladder's chains)."""
+
+    def __init__(self, title: str, planned: int, reused: int, jobs: int, report: Callable[[str], None]):
+        self.title, self.planned, self.jobs, self.report = title, planned, max(1, jobs), report
+        self.counts = dict.fromkeys(COUNTED, 0)
+        self.counts["reused"] = reused
+        self.running, self.seconds = 0, []
+        self.waiting = planned - reused
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def eta(self) -> str:
+        left = self.running + self.waiting
+        if not left:
+            return "0 s"
+        if not self.seconds:
+            return "?"
+        return duration(sum(self.seconds) / len(self.seconds) * left / min(self.jobs, left))
+
+    def summary(self) -> str:
+        shown = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        return (f"{self.done}/{self.planned} done{f' ({shown})' if shown else ''}, {self.running} running, "
+                f"{self.waiting} waiting, ETA {self.eta()}")
+
+    def started(self, label: str, resumed_step: int = 0) -> None:
+        self.running, self.waiting = self.running + 1, self.waiting - 1
+        how = f" (resuming from step {resumed_step})" if resumed_step else ""
+        self.report(f"[start] {label}{how} | {self.summary()}")
+
+    def resumed(self, label: str, step: int) -> None:
+        self.report(f"[resume] {label}: from its checkpoint at step {step}")
+
+    def ended(self, label: str, outcome: Outcome | str | None, seconds: float, detail: str = "") -> None:
+        """A run (or chain) ended with `outcome` (None: nothing was run, its result reused)."""
+        self.running -= 1
+        key = "reused" if outcome is None else Outcome(outcome).value
+        self.counts[key if key in self.counts else "crashed"] += 1
+        if key in ("finished", "diverged", "pruned") and seconds > 0:
+            self.seconds.append(seconds)
+        self.report(f"[{self.done}/{self.planned}] {label}: {key}{detail} ({seconds:.1f} s) | {self.summary()}")
