@@ -84,7 +84,7 @@ def run_workers(settings, workers: int) -> None:
     from harness.sweep.study import run_worker
 
     if workers <= 1:
-        run_worker(settings, progress=sys.stderr.isatty())
+        run_worker(settings, progress=True)  # a bar on a terminal, else status lines
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -92,8 +92,11 @@ def run_workers(settings, workers: int) -> None:
              for i in range(workers)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
+    from harness.sweep.progress import watch
+
+    with watch(settings.storage, settings.study):  # the study's counts on stderr as they change
+        for p in procs:
+            p.join()
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
         print(f"warning: workers exited abnormally: {', '.join(failed)}", file=sys.stderr)
