@@ -4,8 +4,7 @@ they change, e.g.
     study lstm-recall-L20: 3 complete, 1 pruned, 0 failed, 2 running, 4 waiting (1m12s)
 
 `watch(storage, study)` polls the study's storage every POLL_SECONDS in a thread of the
-command (the workers are other processes) while its block runs, and prints the counts once
-more when it ends. Used by `sweep --workers K` (harness/commands/sweep.py).
+command (the workers are other processes) while its block runs, and once more when it ends. Used by `sweep --workers K` (harness/commands/sweep.py).
 """
 from __future__ import annotations
 
@@ -58,4 +57,4 @@ def watch(storage: str, study: str, *, every: float = POLL_SECONDS, write: Calla
     finally:
         stop.set()
         thread.join()
-        show(always=True)
+        show()
