@@ -115,8 +115,8 @@ def main(args) -> int:
                                  jobs=args.jobs, command=command, report=lambda line: print(line, flush=True),
                                  pool=pool)
             if interrupted(outcomes, pool):
-                print(f"interrupted{f' ({pool.signal})' if pool.signal else ''}: run the same command again to "
-                      "resume; --status shows what is left", file=sys.stderr)
+                why = f"interrupted ({pool.signal})" if pool.signal else "stopped: a run ended killed or its worker died"
+                print(f"{why}: run the same command again to resume; --status shows what is left", file=sys.stderr)
                 return 130
             failed += sum(o.outcome == Outcome.DIVERGED for o in outcomes)
     if failed:

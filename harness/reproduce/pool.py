@@ -261,6 +261,9 @@ def _serve(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # train() catches it while training; else the pool decides
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
     threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())  # not tqdm's default process lock, a semaphore os._exit would leak
     if threads:
         import torch
 

@@ -1,5 +1,7 @@
-"""Overall progress of a reproduce: one line per change (a run started, a run ended) with the
-counts of the step it belongs to and an ETA from the durations of the runs that ended here.
+"""Overall progress of a reproduce: one line per change (a run started, resumed or ended) with
+the counts of the step it belongs to and an ETA from the durations of the runs that ended here
+(`execute` runs a step's calls on the pool and keeps its Board); workers' status lines go to
+stderr.
 
     phased: 9 runs planned, 0 reused, 0 to resume, 9 to run with 2 jobs
     [start] standard: variant=lstm seed=0 | 0/9 done, 2 running, 7 waiting, ETA ?
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.tracking import Outcome
-from harness.training.progress import duration
+from harness.training.progress import duration, to_stderr
 
 COUNTED = ("reused", "finished", "diverged", "killed", "crashed", "pruned")
 
@@ -42,10 +44,9 @@ class Board:
         return (f"{self.done}/{self.planned} done{f' ({shown})' if shown else ''}, {self.running} running, "
                 f"{self.waiting} waiting, ETA {self.eta()}")
 
-    def started(self, label: str, resumed_step: int = 0) -> None:
+    def started(self, label: str) -> None:
         self.running, self.waiting = self.running + 1, self.waiting - 1
-        how = f" (resuming from step {resumed_step})" if resumed_step else ""
-        self.report(f"[start] {label}{how} | {self.summary()}")
+        self.report(f"[start] {label} | {self.summary()}")
 
     def resumed(self, label: str, step: int) -> None:
         self.report(f"[resume] {label}: from its checkpoint at step {step}")
@@ -58,3 +59,26 @@ class Board:
         if key in ("finished", "diverged", "pruned") and seconds > 0:
             self.seconds.append(seconds)
         self.report(f"[{self.done}/{self.planned}] {label}: {key}{detail} ({seconds:.1f} s) | {self.summary()}")
+
+
+def interrupted(outcomes: list, pool) -> bool:
+    """Whether a reproduce must stop here: its pool was stopped, or a run ended killed or crashed."""
+    return pool.stopped or any(o.outcome in (Outcome.KILLED, Outcome.CRASHED) for o in outcomes)
+
+
+def execute(pool, calls: list, labels: list[str], board: Board, *, ended: Callable, stop_on) -> list:
+    """Run `calls` on `pool`, telling `board` of every start and end; `ended(index, result)`
+    gives (outcome, seconds, detail) for the board's line."""
+    def event(index, kind, data):
+        if kind == "start":
+            board.started(labels[index])
+        elif kind == "run" and data.get("step"):
+            board.resumed(labels[index], data["step"])
+        elif kind == "line":
+            to_stderr(data)
+        elif kind == "report":
+            board.report(data)
+        elif kind == "end":
+            board.ended(labels[index], *ended(index, data))
+
+    return pool.run(calls, event, stop_on)

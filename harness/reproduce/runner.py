@@ -7,17 +7,15 @@ stops it, and no run starts after a run that ended killed."""
 from __future__ import annotations
 
 import os
-from typing import Callable
-
 from harness.claims import Claim, Planned
 from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, check_data, measured_fingerprint, run_one, spec_for
 from harness.reproduce.pool import Call, Lost, Pool
-from harness.reproduce.progress import Board
+from harness.reproduce.progress import Board, execute, interrupted
 from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
 
-__all__ = ["Done", "check_data", "decide", "measured_fingerprint", "reproduce", "run_one", "run_plan", "spec_for",
-           "threads_for"]
+__all__ = ["Done", "check_data", "decide", "interrupted", "measured_fingerprint", "reproduce", "run_one", "run_plan",
+           "spec_for", "threads_for"]
 
 
 def threads_for(jobs: int) -> int:
@@ -44,26 +42,6 @@ def as_done(planned: Planned, result) -> Done:
     if isinstance(result, Lost):
         return Done(planned, result.run and result.run["run_id"], Outcome(result.outcome), {}, 0.0)
     return result
-
-
-def execute(pool: Pool, calls: list[Call], labels: list[str], board: Board, *, ended: Callable, stop_on) -> list:
-    """Run `calls` on `pool`, telling `board` of every start and end; `ended(index, result)`
-    gives (outcome, seconds, detail) for the board's line."""
-    def event(index, kind, data):
-        if kind == "start":
-            board.started(labels[index])
-        elif kind == "run" and data.get("step"):
-            board.resumed(labels[index], data["step"])
-        elif kind == "line":
-            from harness.training.progress import to_stderr
-
-            to_stderr(data)
-        elif kind == "report":
-            board.report(data)
-        elif kind == "end":
-            board.ended(labels[index], *ended(index, data))
-
-    return pool.run(calls, event, stop_on)
 
 
 def _primary(done: Done) -> str:
@@ -102,10 +80,6 @@ def run_plan(claim: Claim, plan: list[Planned], *, pool: Pool, device: str, uri:
     return outcomes + list(dones.values())
 
 
-def interrupted(outcomes: list[Done], pool: Pool) -> bool:
-    return pool.stopped or any(o.outcome in (Outcome.KILLED, Outcome.CRASHED) for o in outcomes)
-
-
 def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, jobs: int,
               command: str, report=print, pool: Pool | None = None, plugins: tuple[str, ...] = ()) -> list[Done]:
     """Every run of the claim's budget: static grids, then tuning studies, the grids they tune,
@@ -133,5 +107,5 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
 
         report(f"{claim.name} ({budget}): tuning studies, the grids they tune and the lag ladders")
         outcomes += run_stages(claim, budget, seeds=seeds, device=device, uri=uri, pool=pool, threads=threads,
-                               command=command, report=report)
+                               command=command, report=report, run_plan=run_plan)
     return outcomes

@@ -21,7 +21,7 @@ from harness.device import resolve_device
 from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, run_one, spec_for
 from harness.reproduce.pool import Call, Lost, Pool, notify
-from harness.reproduce.progress import Board
+from harness.reproduce.progress import Board, execute, interrupted
 from harness.tracking import Outcome, local_dir, open_runs, open_tracker
 
 TUNING, LADDER = "tuning", "ladder"
@@ -157,12 +157,10 @@ def _lag_key(claim: Claim, label: str) -> str:
 
 
 def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, pool: Pool, threads: int,
-               command: str, report: Callable[[str], None]) -> list[Done]:
-    """Every tuning, then the grids they tune (through runner.run_plan), then every ladder (a
+               command: str, report: Callable[[str], None], run_plan) -> list[Done]:
+    """Every tuning, then the grids they tune (through `run_plan`, runner.py's), then every ladder (a
     budget check after the ladder it checks), on `pool`; stops when the pool is stopped or a
     run ends killed."""
-    from harness.reproduce.runner import execute, interrupted, run_plan
-
     results: list[Done] = []
 
     def gather(title: str, calls: list[Call], labels: list[str], planned: list[Planned]) -> list:
