@@ -103,9 +103,13 @@ def stopped(tmp_path_factory):
             code = proc.wait(timeout=60)
             stop_seconds = time.monotonic() - sent
         finally:
-            if proc.poll() is None:
+            if proc.poll() is None:  # a failed stop: take its processes down before reporting it
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    child.kill()
                 proc.kill()
     _, alive = psutil.wait_procs(children, timeout=10)
+    for orphan in alive:  # reported by the test below; not left running on the machine
+        orphan.kill()
     killed = {r.run_id: r for r in _records(work)}
     status = _reproduce(work, "--status", "--json")
     resumed = _reproduce(work)
