@@ -93,6 +93,7 @@ def stopped(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-m", "harness", "reproduce", "interruptible", "--budget", "smoke",
                                  "--jobs", "2", "--plugin", "interruptible_claim"], cwd=work, env=full_env,
                                 stdout=out, stderr=err)
+        children = []
         try:
             while len(list(gates.glob("gated-*"))) < 2:  # both workers hold a run of seed 1 at step GATE
                 assert proc.poll() is None, (work / "err.txt").read_text()[-3000:]
