@@ -22,7 +22,6 @@ import psutil
 import pytest
 from helpers import ROOT, run_cli
 
-from harness.reproduce.status import render
 from harness.tracking import Outcome, open_runs
 
 GATE, STEPS = 30, 60
@@ -142,6 +141,8 @@ def test_sigint_stops_every_worker_and_marks_runs_in_flight_killed(stopped):
 
 
 def test_status_reports_killed_runs_as_resumable_and_what_is_next(stopped):
+    from harness.reproduce.status import render
+
     assert stopped["status"].returncode == 0, stopped["status"].stderr[-2000:]
     status = json.loads(stopped["status"].stdout.strip().splitlines()[-1])
     (grid,) = status["parts"]
