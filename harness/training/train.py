@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from harness.training import checkpoint
-
-from harness.training import probes
+from harness.training import checkpoint, numerics, probes
 from harness.device import resolve_device
 from harness.training.evaluation import criterion_of, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
@@ -126,6 +124,8 @@ class Trainer:
         self.spec, self.tracker, self.report, self.progress = spec, tracker, report, progress
         self.cfg, self.track = spec.train, spec.track
         self.device = resolve_device(self.cfg.device)
+        numerics.apply_determinism(self.cfg.deterministic)
+        self.autocast = lambda: numerics.autocast(self.cfg.precision, self.device)
         self.task = spec.build_task()
         torch.manual_seed(self.cfg.seed)
         options = resolve_cell_options(spec.cell_class, spec.cell, self.task)
@@ -186,7 +186,8 @@ class Trainer:
         self.tracker.log_metrics(profile.summary(self.track.probe_threshold), self.step)
 
     def validate(self) -> dict[str, float]:
-        metrics = evaluate(self.model, self.task, "val", self.cfg.seed, self.device)
+        with self.autocast():
+            metrics = evaluate(self.model, self.task, "val", self.cfg.seed, self.device)
         logged = {f"val_{k}": v for k, v in metrics.items()}
         if self.track.gate_stats:
             with torch.no_grad():
@@ -234,13 +235,14 @@ class Trainer:
                 batch = task.train_batch(self.step, cfg.batch_size, seed=cfg.seed, device=self.device)
                 if task.stateful and task.starts_stream(self.step, cfg.batch_size):
                     self.carry = None
-                logits, state = model(batch, state=self.carry if task.stateful else None)
+                with self.autocast():  # train.precision; the backward runs outside it
+                    logits, state = model(batch, state=self.carry if task.stateful else None)
+                    loss = task.loss(logits, batch)
+                    reg = model.regularizer(state)
+                    objective = loss if reg is None else loss + reg
                 if task.stateful:  # truncated BPTT: the next chunk starts here, without a gradient path back
                     self.carry = tuple(s.detach() for s in state)
                 self.train_path = model.path
-                loss = task.loss(logits, batch)
-                reg = model.regularizer(state)
-                objective = loss if reg is None else loss + reg
                 self.optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else math.inf)
@@ -307,7 +309,8 @@ class Trainer:
         final_val = dict(self.last_val)
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
-        test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
+        with self.autocast():
+            test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
         metrics.update({f"test_{k}": v for k, v in test.items()})

@@ -34,5 +34,9 @@ class TrainConfig(Options):
                                     "success criterion (train until solved; steps_to_solve is recorded)")
     log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
     checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
+    precision: Literal["fp32", "bf16"] = option("fp32", "bf16: forward and loss under bfloat16 autocast (CPU and "
+                                                "CUDA), weights and optimizer in float32 (harness/training/numerics.py)")
+    deterministic: bool = option(False, "torch.use_deterministic_algorithms and cuDNN/cuBLAS determinism (slower "
+                                 "on CUDA; an op without a deterministic kernel then raises)")
     threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/training/threads.py); the count used "
                           "is recorded as the run's `threads` tag", min=0)
