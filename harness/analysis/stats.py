@@ -1,9 +1,10 @@
-"""Small-sample statistics for claim reports: t-intervals of means, Welch intervals of
-differences, and bootstrap intervals of derived quantities (e.g. a measured horizon)."""
+"""Small-sample statistics for claim reports: t-intervals of means and Welch intervals of
+differences (scipy's), cut to the range a quantity can take, and their printed form. The
+horizon's bootstrap interval is harness.analysis.horizon_fit's."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -40,19 +41,6 @@ def difference_interval(a: Sequence[float], b: Sequence[float], level: float = 0
     dof = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
     half = float(sps.t.ppf(0.5 + level / 2, dof) * se)
     return (diff, diff - half, diff + half)
-
-
-def bootstrap_interval(groups: dict, statistic: Callable[[dict], float], *, resamples: int = 2000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of `statistic` when each group's values (e.g. the seeds at one lag)
-    are resampled with replacement independently."""
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        sample = {k: list(rng.choice(v, size=len(v), replace=True)) if len(v) else [] for k, v in groups.items()}
-        draws.append(statistic(sample))
-    lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
 
 
 def fmt_interval(mean: float, low: float, high: float, digits: int = 3, scale: float = 1.0) -> str:

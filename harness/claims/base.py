@@ -243,8 +243,3 @@ def task_of(row: pd.Series):
     values = {k[len("task."):]: _text(v) for k, v in row.items()
               if k.startswith("task.") and k[len("task."):] in fields and v is not None and not pd.isna(v)}
     return cls(cls.Options.from_mapping(values))
-
-
-def normalised(accuracy: float, chance: float) -> float:
-    """How far from chance (0) to perfect (1) an accuracy is."""
-    return (accuracy - chance) / (1.0 - chance) if chance < 1 else float("nan")

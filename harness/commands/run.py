@@ -18,7 +18,7 @@ import sys
 from harness.training import checkpoint
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
-from harness.training.spec import spec_from_dict
+from harness.training.spec import build_spec
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
@@ -48,7 +48,7 @@ def load_resume(args) -> tuple:
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
     payload = checkpoint.load(path)
     payload["run_id"] = args.resume
-    spec = spec_from_dict(payload["config"])
+    spec = build_spec(payload["config"])  # RunSpec.to_dict() output
     return spec, payload
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from harness.tracking.runs import MLflowRuns
 
 __all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
-           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "make_tracker", "neutral_table", "open_runs",
+           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "neutral_table", "open_runs",
            "open_tracker", "resolve_uri", "set_run_state", "shown", "ui_command"]
 
 
@@ -50,11 +50,6 @@ def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_secon
         return Tracker(local_dir=store.local_dir(resolved))
     store.check(resolved, experiment)
     return MLflowTracker(resolved, experiment, flush_seconds=flush_seconds)
-
-
-def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
-    """`open_tracker` from a run's [track] section."""
-    return open_tracker(config.tracking_uri, experiment, enabled=config.enabled)
 
 
 def open_runs(uri: str) -> MLflowRuns:

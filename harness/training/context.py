@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor

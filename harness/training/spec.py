@@ -195,8 +195,3 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         train=TrainConfig.from_mapping(values.get("train", {})),
         track=TrackConfig.from_mapping(values.get("track", {})),
         plugins=plugins)
-
-
-def spec_from_dict(data: dict[str, Any]) -> RunSpec:
-    """Rebuild a spec from `RunSpec.to_dict()` output (checkpoints, logged configs)."""
-    return build_spec(data)
