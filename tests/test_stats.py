@@ -39,3 +39,12 @@ def test_difference_interval_is_welchs():
     assert diff == pytest.approx(np.mean(a) - np.mean(b))
     assert (lo, hi) == pytest.approx((ref.low, ref.high))
     assert math.isnan(stats.difference_interval([1.0], b)[1])
+
+
+def test_intervals_without_spread_are_the_value_itself_without_warnings(recwarn):
+    assert stats.mean_interval([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
+    assert stats.difference_interval([1.0, 1.0], [2.0, 2.0]) == (-1.0, -1.0, -1.0)
+    one_side = stats.difference_interval([1.0, 1.0], [2.0, 3.0])  # scipy warns for the constant side
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    ref = sps.ttest_ind([1.0, 1.0], [2.0, 3.0], equal_var=False).confidence_interval(0.95)
+    assert one_side[1:] == pytest.approx((ref.low, ref.high))
