@@ -23,7 +23,7 @@ import torch
 
 import tasks
 import variants
-from harness.config import ConfigError
+from harness.config import ConfigError, check_known
 from harness.device import parse_device, resolve_device
 from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
@@ -160,8 +160,7 @@ def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set expects section.field=value, got {item!r}")
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section {section!r} in --set {item}; sections: {', '.join(SECTIONS)}")
+        check_known([section], SECTIONS, "unknown section {name!r} in --set {item}; sections: {valid}", item=item)
         merged.setdefault(section, {})[name] = value.strip()
     return merged
 
@@ -174,9 +173,8 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         raise ConfigError(f"plugins: expected a list of module names, got {plugins!r}")
     plugins = tuple(dict.fromkeys(plugins))
     import_plugins(plugins)  # a config file or a checkpoint names the plug-ins its cell or task needs
+    check_known(values, SECTIONS, "unknown section [{name}]; sections: {valid}")
     for section, content in values.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section [{section}]; sections: {', '.join(SECTIONS)}")
         if not isinstance(content, dict):
             raise ConfigError(f"[{section}] must be a table of key = value pairs")
     model = ModelConfig.from_mapping(values.get("model", {}))
