@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import types
 import typing
@@ -17,6 +19,14 @@ from typing import Any, Iterable, Literal
 
 class ConfigError(ValueError):
     """Bad configuration a user can fix: unknown key, wrong type, out-of-range value."""
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """The one fingerprint of a configuration: 16 hex digits of the SHA-256 of its JSON, keys
+    sorted. A value JSON cannot write (a Path, a date) counts as its str(), a tuple as a list,
+    so every dict hashes, the same wherever it is hashed. Stores match runs on it: changing
+    this formula orphans every recorded result."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_known(given: Iterable[str], valid: Iterable[str], message: str, **context: Any) -> None:

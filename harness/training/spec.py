@@ -9,8 +9,6 @@ are `ConfigError`s that name the key and the valid alternatives.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -24,6 +22,7 @@ import torch
 import tasks
 import variants
 from harness.config import ConfigError, check_known
+from harness.config import fingerprint as config_fingerprint
 from harness.device import parse_device, resolve_device
 from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
@@ -95,7 +94,7 @@ class RunSpec:
                 for f in fields:
                     data[section].pop(f)
         data.pop("plugins")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return config_fingerprint(data)
 
     @property
     def run_name(self) -> str:
