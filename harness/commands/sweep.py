@@ -26,7 +26,8 @@ from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.config import ConfigError, flatten
 from harness.training.spec import load_toml
-from harness.sweep.storage import describe_storage, lock_for, record_or_check_study
+from harness.connections import shown
+from harness.sweep.storage import lock_for, record_or_check_study
 from harness.tracking import local_dir, open_tracker, resolve_uri
 
 
@@ -153,7 +154,7 @@ def report(storage: str, name: str, log: bool = True) -> dict:
     best = studies.best_trials(study)
     attrs = study.user_attrs
     summary = {
-        "study": name, "storage": describe_storage(storage), "variant": attrs.get("variant"),
+        "study": name, "storage": shown(storage), "variant": attrs.get("variant"),
         "task": attrs.get("task"), "directions": [d.name.lower() for d in study.directions],
         "counts": {k: v for k, v in counts.items() if v}, "parent_run_id": attrs.get("mlflow_parent_run_id"),
         "best": [{"number": t.number, "values": t.values, "params": t.params,
@@ -215,7 +216,7 @@ def main(args) -> int:
         prepared = prepare(settings, args.fail_running)
         queued = prepared["queued"]
         print(f"study {settings.study}: {queued} trial{'' if queued == 1 else 's'} queued "
-              f"(target {settings.trials}) in {describe_storage(settings.storage)}", file=sys.stderr)
+              f"(target {settings.trials}) in {shown(settings.storage)}", file=sys.stderr)
         run_workers(settings, args.workers)
         summary = report(settings.storage, settings.study)
     print_report(summary)

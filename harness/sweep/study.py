@@ -25,7 +25,8 @@ from harness.sweep import space as spaces
 from harness.config import ConfigError, flatten
 from harness.sweep.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
 from harness.training.spec import apply_sets, build_spec
-from harness.sweep.storage import describe_storage, is_rdb, open_storage
+from harness.connections import shown
+from harness.sweep.storage import is_rdb, open_storage
 from harness.training.train import StopRun, train
 from harness.tracking import open_tracker, set_run_state
 
@@ -268,7 +269,7 @@ def load(storage: str, name: str) -> optuna.Study:
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:
-        raise ConfigError(f"no study named {name!r} in {describe_storage(storage)}") from None
+        raise ConfigError(f"no study named {name!r} in {shown(storage)}") from None
 
 
 def finite(value) -> bool:
