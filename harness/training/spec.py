@@ -23,6 +23,7 @@ import tasks
 import variants
 from harness.config import ConfigError, check_known
 from harness.config import fingerprint as config_fingerprint
+from harness.connections import shown
 from harness.device import parse_device, resolve_device
 from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
@@ -80,7 +81,11 @@ class RunSpec:
                 "plugins": list(self.plugins)}
 
     def to_toml(self) -> str:
+        """The configuration as it is shown (`config`) and logged (config.toml): TOML that
+        --config reads back, the tracking URI's password hidden (harness.connections.shown).
+        to_dict keeps the URI as given, for the checkpoint that --resume reopens it from."""
         data = self.to_dict()
+        data["track"]["tracking_uri"] = shown(data["track"]["tracking_uri"])
         data = {k: v for k, v in data.items() if v != []}
         return tomli_w.dumps(data)
 
