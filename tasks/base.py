@@ -159,9 +159,6 @@ class Task:
     def success(self) -> Criterion:
         raise NotImplementedError
 
-    def chance_accuracy(self) -> float:
-        return self.baseline()["accuracy"]
-
     def describe(self) -> str:
         return (self.__doc__ or self.name).strip().splitlines()[0]
 

@@ -39,11 +39,6 @@ def select_runs(runs: pd.DataFrame, budget: str | None) -> tuple[pd.DataFrame, s
     return runs[runs["claim_budget"] == budget].reset_index(drop=True), budget
 
 
-def load_runs(claim: Claim, uri: str, budget: str | None) -> tuple[pd.DataFrame, str | None]:
-    """select_runs over the claim's runs in the store at `uri`."""
-    return select_runs(open_runs(uri).table(claim.experiment), budget)
-
-
 def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[ClaimReport, dict] | None:
     store = open_runs(uri)
     runs, budget = select_runs(store.table(claim.experiment), budget)
@@ -59,11 +54,6 @@ def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[
             "failed": int((runs["outcome"] == Outcome.DIVERGED).sum()),
             "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     return report, meta
-
-
-def budget_lines(claim: Claim, budget: str) -> list[str]:
-    """The experiment of this budget, written out from the same data that ran it."""
-    return claim.budget_lines(budget)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -89,7 +79,7 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
              f"## Verdict: {report.verdict}", "", report.verdict_detail, "",
              *[f"- {note}" for note in report.notes], *([""] if report.notes else []),
              "## Protocol", "", claim.protocol, "",
-             f"## Budget: `{meta['budget']}`", "", *budget_lines(claim, meta["budget"]), "",
+             f"## Budget: `{meta['budget']}`", "", *claim.budget_lines(meta["budget"]), "",
              "## Provenance", "",
              f"- runs: {meta['runs']} ({meta['failed']} diverged), {meta['first']} to {meta['last']} (UTC)",
              f"- device: {', '.join(meta['devices']) or 'n/a'}; host: {', '.join(meta['hosts']) or 'n/a'}",
@@ -107,7 +97,7 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
         "claim": claim.name, "title": claim.title, "statement": claim.statement, "verdict": report.verdict,
         "detail": report.verdict_detail, "budget": meta["budget"], "runs": meta["runs"],
         "devices": meta["devices"]}, indent=1) + "\n")
-    return Written(claim, report, meta, out, figures, budget_lines(claim, meta["budget"]))
+    return Written(claim, report, meta, out, figures, claim.budget_lines(meta["budget"]))
 
 
 def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None,

@@ -9,8 +9,6 @@ are `ConfigError`s that name the key and the valid alternatives.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -23,7 +21,9 @@ import torch
 
 import tasks
 import variants
-from harness.config import ConfigError
+from harness.config import ConfigError, check_known
+from harness.config import fingerprint as config_fingerprint
+from harness.connections import shown
 from harness.device import parse_device, resolve_device
 from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
@@ -81,7 +81,11 @@ class RunSpec:
                 "plugins": list(self.plugins)}
 
     def to_toml(self) -> str:
+        """The configuration as it is shown (`config`) and logged (config.toml): TOML that
+        --config reads back, the tracking URI's password hidden (harness.connections.shown).
+        to_dict keeps the URI as given, for the checkpoint that --resume reopens it from."""
         data = self.to_dict()
+        data["track"]["tracking_uri"] = shown(data["track"]["tracking_uri"])
         data = {k: v for k, v in data.items() if v != []}
         return tomli_w.dumps(data)
 
@@ -95,7 +99,7 @@ class RunSpec:
                 for f in fields:
                     data[section].pop(f)
         data.pop("plugins")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return config_fingerprint(data)
 
     @property
     def run_name(self) -> str:
@@ -160,8 +164,7 @@ def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set expects section.field=value, got {item!r}")
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section {section!r} in --set {item}; sections: {', '.join(SECTIONS)}")
+        check_known([section], SECTIONS, "unknown section {name!r} in --set {item}; sections: {valid}", item=item)
         merged.setdefault(section, {})[name] = value.strip()
     return merged
 
@@ -174,9 +177,8 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         raise ConfigError(f"plugins: expected a list of module names, got {plugins!r}")
     plugins = tuple(dict.fromkeys(plugins))
     import_plugins(plugins)  # a config file or a checkpoint names the plug-ins its cell or task needs
+    check_known(values, SECTIONS, "unknown section [{name}]; sections: {valid}")
     for section, content in values.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section [{section}]; sections: {', '.join(SECTIONS)}")
         if not isinstance(content, dict):
             raise ConfigError(f"[{section}] must be a table of key = value pairs")
     model = ModelConfig.from_mapping(values.get("model", {}))
@@ -195,8 +197,3 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         train=TrainConfig.from_mapping(values.get("train", {})),
         track=TrackConfig.from_mapping(values.get("track", {})),
         plugins=plugins)
-
-
-def spec_from_dict(data: dict[str, Any]) -> RunSpec:
-    """Rebuild a spec from `RunSpec.to_dict()` output (checkpoints, logged configs)."""
-    return build_spec(data)
