@@ -84,6 +84,7 @@ def settings_from(args):
     base = spec.to_dict()
     base["track"]["tracking_uri"] = uri
     space = spaces.space_for(spec.cell_class, search, fixed=flatten("", base))
+    check_values(space, base)
     directions = ["maximize" if task.higher_is_better else "minimize"] + ["minimize"] * (len(objectives) - 1)
     return Settings(
         study=args.study or f"{spec.variant}-{spec.task_name}-L{spec.task.length}",
@@ -92,6 +93,23 @@ def settings_from(args):
         metric=f"best_val_{task.primary_metric}", sampler=args.sampler, pruner=args.pruner,
         seed=spec.train.seed if seed_given(args, values) else None, heartbeat=args.heartbeat, timeout=args.timeout,
         tracking_uri=uri if spec.track.enabled else "", experiment=spec.experiment)
+
+
+def check_values(space: dict, base: dict) -> None:
+    """Every value the search can give a field (each entry's grid points: its choices, every
+    int, or a float range's ends and middle), set on the base config together with the fields
+    its condition compares with ==, must make a spec that validates, as a trial's does: a
+    value the spec refuses (a backward direction on a causal task, a path the cell lacks) is a
+    ConfigError naming the entry, before any storage is written, not a failed trial later."""
+    from harness.training.spec import apply_sets, build_spec
+
+    for key, entry in space.items():
+        alongside = [f"{field}={value}" for field, op, value in spaces.conditions(key, entry) if op == "=="]
+        for value in spaces.grid_points(entry):
+            try:
+                build_spec(apply_sets(base, [*alongside, f"{key}={value}"])).validate(warn=False)
+            except ConfigError as err:
+                raise ConfigError(f"search.{key}: a trial with {key}={value} would be refused: {err}") from None
 
 
 def seed_given(args, config: dict) -> bool:
