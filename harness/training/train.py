@@ -134,7 +134,7 @@ class Trainer:
         self.model.rnn.resolve_path(spec.model.path)  # an unknown path fails before anything is logged
         self.optimizer = make_optimizer(self.cfg, self.model.parameters())
         per_epoch = self.task.steps_per_epoch(self.cfg.batch_size)
-        self.total = self.cfg.steps if per_epoch is None else self.cfg.epochs * per_epoch
+        self.total = spec.total_steps(per_epoch)  # a dataset run: its epochs, capped by train.steps when set
         self.eval_every = self.cfg.eval_every or (per_epoch or max(1, self.total // 10))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.total))
         self.step = 0

@@ -16,8 +16,10 @@ class TrainConfig(Options):
     section: ClassVar[str] = "train"
     seed: int = option(0, "seeds the weights, dropout and the data streams")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    steps: int = option(1500, "optimizer steps for generated tasks", min=1)
-    epochs: int = option(10, "epochs for dataset tasks (imdb)", min=1)
+    steps: int = option(1500, "optimizer steps: the run's length on generated tasks; on dataset tasks (imdb, "
+                        "imdb_lm: trained for train.epochs) a cap, off unless given (0 = no cap)", min=0)
+    epochs: int = option(10, "epochs for dataset tasks (imdb, imdb_lm); train.steps, when given, stops the run "
+                         "earlier", min=1)
     batch_size: int = option(64, "sequences per step", min=1)
     lr: float = option(1e-3, "learning rate", min=0.0)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
