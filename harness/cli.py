@@ -28,6 +28,7 @@ COMMANDS = {
     "report": ("harness.commands.report", "tables, figures, verdicts and the HTML dashboard from the runs"),
     "runs": ("harness.commands.runs", "list a store's runs as a table (filter, choose columns, JSON)"),
     "compare": ("harness.commands.compare", "config difference, metrics and one figure for two or more runs"),
+    "doctor": ("harness.commands.doctor", "check a GPU machine: CUDA tests, GPU bench, a smoke claim on the device"),
     "bench": ("harness.commands.bench", "time every variant and path against torch.nn.LSTM (CSV + Markdown)"),
 }
 

@@ -9,14 +9,36 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 import types
 import typing
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 
 class ConfigError(ValueError):
     """Bad configuration a user can fix: unknown key, wrong type, out-of-range value."""
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """The one fingerprint of a configuration: 16 hex digits of the SHA-256 of its JSON, keys
+    sorted. A value JSON cannot write (a Path, a date) counts as its str(), a tuple as a list,
+    so every dict hashes, the same wherever it is hashed. Stores match runs on it: changing
+    this formula orphans every recorded result."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_known(given: Iterable[str], valid: Iterable[str], message: str, **context: Any) -> None:
+    """The one check that names are known (config keys, sections, search-space entries):
+    raise ConfigError for the first of `given` that is not in `valid`. `message` is formatted
+    with `name` (the unknown name), `valid` (the valid names, comma-separated in the order
+    given, "(none)" if there are none) and `context`, e.g.
+    "unknown key {section}.{name}; valid keys in [{section}]: {valid}"."""
+    valid = list(valid)
+    for name in given:
+        if name not in valid:
+            raise ConfigError(message.format(name=name, valid=", ".join(map(str, valid)) or "(none)", **context))
 
 
 def option(default: Any, help: str, *, min: float | None = None, max: float | None = None):
@@ -136,14 +158,9 @@ class Options:
         """Build from a dict of (possibly string) values; unknown keys are errors."""
         section = section or cls.section
         hints = _hints(cls)
-        known = {f.name for f in fields(cls)}
-        values = {}
-        for key, value in mapping.items():
-            if key not in known:
-                valid = ", ".join(sorted(known)) or "(none)"
-                raise ConfigError(f"unknown key {section}.{key}; valid keys in [{section}]: {valid}")
-            values[key] = coerce(hints[key], value, f"{section}.{key}")
-        return cls(**values)
+        check_known(mapping, sorted(f.name for f in fields(cls)),
+                    "unknown key {section}.{name}; valid keys in [{section}]: {valid}", section=section)
+        return cls(**{key: coerce(hints[key], value, f"{section}.{key}") for key, value in mapping.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

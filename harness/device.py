@@ -33,3 +33,34 @@ def resolve_device(device: str) -> torch.device:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={device} but CUDA is not available here (use cpu or auto)")
     return parsed
+
+
+def parse_devices(text: str | None, available: int) -> list[int]:
+    """`--devices` -> CUDA device indices: '0,1,3' as given, '' or None -> all `available`
+    (0 .. available-1; none on a machine without CUDA). Raises ValueError naming `--devices`
+    for a malformed list, a repeated index or one that is not < available."""
+    if not text:
+        return list(range(available))
+    try:
+        indices = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--devices {text!r}: expected CUDA device indices such as 0,1,2") from None
+    if not indices or len(set(indices)) < len(indices) or min(indices) < 0:
+        raise ValueError(f"--devices {text!r}: expected distinct indices >= 0, such as 0,1,2")
+    missing = [i for i in indices if i >= available]
+    if missing:
+        raise ValueError(f"--devices {text!r}: this machine has {available} CUDA device(s) "
+                         f"(0..{available - 1}); no device {missing[0]}")
+    return indices
+
+
+def assign_devices(workers: int, devices: list[int], requested: str = "auto") -> list[str]:
+    """The `train.device` of each of `workers` worker processes: worker i runs on
+    cuda:devices[i mod len(devices)] (round robin, so K >= N puts ceil(K/N) workers on the first
+    devices and floor(K/N) on the rest). With no CUDA devices, or `requested` naming the CPU,
+    every worker gets `requested` unchanged ('auto' then resolves to the CPU in each worker)."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if not devices or requested == "cpu":
+        return [requested] * workers
+    return [f"cuda:{devices[i % len(devices)]}" for i in range(workers)]

@@ -91,6 +91,10 @@ class Task:
     # batch's final state, detached, into the next (truncated BPTT) and restarts it where
     # `starts_stream` says, and at the start of every evaluation.
     stateful: ClassVar[bool] = False
+    # The targets lie in the input's future (next-token prediction): the model may read each
+    # sequence in order only. The spec refuses `model.bidirectional` for such a task (a backward
+    # direction would read the very token it predicts), in every command (harness/training/spec.py).
+    causal: ClassVar[bool] = False
     # Dataset tasks: the smallest meaningful options (on a few dozen reviews: tests, smoke runs).
     smoke_options: ClassVar[dict] = {}
     # The baseline and criterion need the data (computed from it): listing does not ask for them.
@@ -158,9 +162,6 @@ class Task:
 
     def success(self) -> Criterion:
         raise NotImplementedError
-
-    def chance_accuracy(self) -> float:
-        return self.baseline()["accuracy"]
 
     def describe(self) -> str:
         return (self.__doc__ or self.name).strip().splitlines()[0]

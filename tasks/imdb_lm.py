@@ -85,6 +85,7 @@ class ImdbLm(Task):
     dataset = True
     per_step = True
     stateful = True
+    causal = True  # each target is the next word: a backward direction would read it
     baseline_from_data = True
     smoke_options = {"length": 5, "val_reviews": 4, "eval_streams": 2}
     primary_metric = "perplexity"

@@ -1,6 +1,7 @@
 """Fixtures that start real servers: a PostgreSQL cluster of the test's own on 127.0.0.1."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -20,10 +21,10 @@ def _pg_bindir() -> str | None:
     return os.path.dirname(os.path.realpath(initdb)) if initdb else None
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    """A throwaway PostgreSQL server (initdb + pg_ctl) on a free port; yields a URL prefix
-    `postgresql://postgres@127.0.0.1:PORT` to which a database name is appended."""
+@contextlib.contextmanager
+def _cluster(auth: str = "trust", superuser_password: str | None = None):
+    """A throwaway PostgreSQL server (initdb + pg_ctl) on a free port, with `auth` for every
+    connection (trust, or scram-sha-256 with the superuser's password); yields the port."""
     bindir = _pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
@@ -43,17 +44,51 @@ def postgres():
     def run(*args):
         subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, timeout=120)
 
-    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+    password = []
+    if superuser_password is not None:
+        pwfile = os.path.join(root, "pwfile")
+        with open(pwfile, "w") as f:
+            f.write(superuser_password + "\n")
+        if as_user:
+            shutil.chown(pwfile, "postgres", "postgres")
+        password = [f"--pwfile={pwfile}"]
+    run(f"{bindir}/initdb", "-D", data, "-A", auth, "-U", "postgres", "--no-sync", *password)
     run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start",
         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections=100")
     try:
+        yield port
+    finally:
+        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server that trusts every connection; yields a URL prefix
+    `postgresql://postgres@127.0.0.1:PORT` to which a database name is appended."""
+    with _cluster() as port:
         import psycopg
 
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
             for name in ("optuna", "mlflow"):
                 conn.execute(f"CREATE DATABASE {name}")
         yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_password():
+    """A throwaway PostgreSQL server that asks every connection for its password
+    (scram-sha-256), with a role `harness` whose password holds '/' and ':' and which owns the
+    databases `optuna` and `mlflow`; yields (host:port, role, password)."""
+    role, password = "harness", "Hx7/q:Zr4"
+    with _cluster("scram-sha-256", superuser_password="pg-superuser") as port:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password="pg-superuser",
+                             dbname="postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+            for name in ("optuna", "mlflow"):
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role)))
+        yield f"127.0.0.1:{port}", role, password

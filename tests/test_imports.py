@@ -28,9 +28,10 @@ PACKAGES = ("harness", "variants", "tasks")
 FOUNDATION_USERS = ("variants", "tasks")
 
 # The leaves every part may use: configuration, registries, user errors, devices, the
-# database lock, output folders. Each imports nothing of the project but harness.config.
+# database lock, output folders, connection URLs shown without passwords and their time-out.
+# Each imports nothing of the project but harness.config.
 FOUNDATION = {"harness.config", "harness.registry", "harness.errors", "harness.device", "harness.dblock",
-              "harness.outdirs"}
+              "harness.outdirs", "harness.connections"}
 
 # part -> the other parts it may import (a part: a package of harness/, a top-level module of
 # harness/, variants, tasks). A part that has no row here fails the test: give it one.
@@ -63,7 +64,7 @@ ARROWS = {
     "harness.tracking": FOUNDATION,
     # the foundation leaves
     "harness.config": set(), "harness.registry": set(), "harness.errors": set(), "harness.device": set(),
-    "harness.dblock": set(), "harness.outdirs": {"harness.config"},
+    "harness.dblock": set(), "harness.outdirs": {"harness.config"}, "harness.connections": {"harness.config"},
     # the zoo: leaf foundation modules only (rule 1 says which)
     "variants": {"harness.config", "harness.registry"},
     "tasks": {"harness.config", "harness.registry"},

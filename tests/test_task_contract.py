@@ -196,7 +196,7 @@ def test_baseline_and_success_criterion(name, options):
     baseline = task.baseline()
     assert {task.primary_metric, "accuracy"} <= set(baseline)
     assert all(math.isfinite(v) for v in baseline.values())
-    assert 0 < baseline["accuracy"] <= 1 and task.chance_accuracy() == baseline["accuracy"]
+    assert 0 < baseline["accuracy"] <= 1
 
     batch = task.train_batch(0, B, seed=SEED)
     with torch.no_grad():

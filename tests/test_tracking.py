@@ -161,6 +161,9 @@ def test_outcomes_are_typed_and_only_results_are_reused(tmp_path):
     ("postgresql+psycopg2://user@127.0.0.1/db", "driver is not installed: No module named 'psycopg2'"),
     ("mysql://user@127.0.0.1/db", "driver is not installed"),
     ("http://127.0.0.1:{port}", "no MLflow server answers there (Connection refused)"),
+    ("http://user:secret@127.0.0.1:{port}", "no MLflow server answers there (Connection refused)"),
+    ("postgresql://:secret@127.0.0.1:{port}/db", "cannot connect (connection failed"),
+    ("postgresql://user:s/secret@127.0.0.1:{port}/db", "cannot connect (connection failed"),
     ("http://", "no host in the URI"),
     ("file:///tmp/mlruns", "file store is not supported"),
     ("gopher://host/x", "unsupported scheme 'gopher'"),
@@ -171,7 +174,8 @@ def test_store_problems_are_one_line_naming_the_uri_and_create_nothing(tmp_path,
     with pytest.raises(StoreError) as error:
         open_tracker(uri, "x")
     message = str(error.value)
-    assert message.startswith(f"tracking store {uri.replace(':secret@', ':***@')}: ") and cause in message
+    masked = uri.replace(":s/secret@", ":***@").replace(":secret@", ":***@")
+    assert message.startswith(f"tracking store {masked}: ") and cause in message
     assert "\n" not in message and "secret" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 

@@ -27,6 +27,14 @@ Optional, each with its contract (the base class supplies the default):
                             final states and gradients equal the explicit path's within `tolerance`
                             [P] (rtol, atol) in float32. A path may decline an input it does not
                             support by returning None; the unroll then runs the explicit path.
+  float32_paths             paths whose kernels are written for one dtype: under autocast (bf16
+                            training) the unroll runs them in float32, autocast off, inputs and
+                            state cast up; default ("fast",). Other paths run under autocast.
+  bf16_tolerance            (rtol, atol, grad) within which any path under bf16 autocast agrees
+                            with the explicit path in float32 (checked by the suite at T = 512):
+                            outputs, final states and input gradients within (rtol, atol), each
+                            weight gradient within a relative norm error `grad`; default
+                            BF16_TOLERANCE.
   preferred_path(B, T, dev)  which declared path "auto" uses for B sequences of T steps on a device
                             type ("cpu", "cuda"); default the first declared. A rule of shapes and
                             device only, never of timing, so the same run always takes the same path.
@@ -54,6 +62,9 @@ from harness.config import Options, option
 
 State = tuple[Tensor, ...]
 DEFAULT_TOLERANCE = (1e-5, 1e-5)  # (rtol, atol) of a path against the explicit one, float32
+# (rtol, atol, weight-gradient relative norm error) of any path under bf16 autocast against explicit
+# float32: bf16 keeps 8 bits of mantissa, and a weight gradient sums T rounded terms
+BF16_TOLERANCE = (5e-2, 2e-2, 0.05)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +129,8 @@ class Cell(nn.Module):
     uses_times: ClassVar[bool] = False
     paths: ClassVar[tuple[str, ...]] = ("explicit",)
     tolerance: ClassVar[dict[str, tuple[float, float]]] = {}
+    float32_paths: ClassVar[tuple[str, ...]] = ("fast",)
+    bf16_tolerance: ClassVar[tuple[float, float, float]] = BF16_TOLERANCE
     torch_module: ClassVar[type[nn.Module] | None] = None
     search_space: ClassVar[dict[str, dict]] = {}
     gradcheck_options: ClassVar[dict] = {}

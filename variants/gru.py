@@ -26,6 +26,9 @@ from variants.registry import register
 @register
 class GRU(Cell):
     name = "gru"
+    # b_hn sits inside the reset gate's product: its gradient sums T bf16-rounded terms that nearly
+    # cancel (36% relative error at T = 512, tests/test_variant_long.py); the other weights stay < 2%
+    bf16_tolerance = (5e-2, 2e-2, 0.5)
     Options = GateOptions
     state_names = ("h",)
     paths = ("fused", "fast", "explicit")

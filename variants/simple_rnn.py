@@ -19,6 +19,9 @@ from variants.registry import register
 @register
 class SimpleRNN(Cell):
     name = "simple_rnn"
+    # torch.nn.RNN under bf16 autocast runs the whole recurrence in bf16: the second layer's
+    # recurrent weight gradient is 26% off float32 at T = 512 (the explicit path: 1%)
+    bf16_tolerance = (5e-2, 2e-2, 0.4)
     Options = CellOptions
     state_names = ("h",)
     paths = ("fused", "fast", "explicit")

@@ -166,7 +166,13 @@ class Recurrent(nn.Module):
     def _sequence(cell: Cell, path: str, x, state, times, lengths):
         """Run one direction of one layer on `path`; a path that declines runs explicitly."""
         if path != "explicit":
-            result = getattr(cell, f"{path}_sequence")(x, state, times, lengths)
+            sequence = getattr(cell, f"{path}_sequence")
+            if path in cell.float32_paths and torch.is_autocast_enabled(x.device.type):
+                # a one-dtype kernel under bf16 autocast: float32 inside, autocast's casts off
+                with torch.autocast(x.device.type, enabled=False):
+                    result = sequence(x.float(), tuple(s.float() for s in state), times, lengths)
+            else:
+                result = sequence(x, state, times, lengths)
             if result is not None:
                 return (*result, path)
         return (*cell.explicit_sequence(x, state, times, lengths), "explicit")

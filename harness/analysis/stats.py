@@ -1,9 +1,11 @@
-"""Small-sample statistics for claim reports: t-intervals of means, Welch intervals of
-differences, and bootstrap intervals of derived quantities (e.g. a measured horizon)."""
+"""Small-sample statistics for claim reports: t-intervals of means and Welch intervals of
+differences (scipy's), cut to the range a quantity can take, and their printed form. The
+horizon's bootstrap interval is harness.analysis.horizon_fit's."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+import warnings
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -14,45 +16,44 @@ NONNEGATIVE = (0.0, math.inf)  # errors, times
 
 def mean_interval(values: Sequence[float], level: float = 0.95,
                   bounds: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
-    """(mean, low, high): a Student-t interval, cut to `bounds` (the range the quantity can
-    take: with 3 seeds the t-interval of an accuracy easily reaches past 1); with one value
-    the interval is that value."""
+    """(mean, low, high): the Student-t interval of the mean (scipy's ttest_1samp), cut to
+    `bounds` (the range the quantity can take: with 3 seeds the t-interval of an accuracy easily
+    reaches past 1). None and non-finite values are left out; with one value, or values that
+    are all equal, the interval is the mean; with none, all three are nan."""
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if x.size == 0:
         return (math.nan, math.nan, math.nan)
     mean = float(x.mean())
     if x.size == 1:
         return (mean, mean, mean)
-    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return (mean, max(bounds[0], mean - half), min(bounds[1], mean + half))
+    if np.ptp(x) == 0:  # no spread: scipy's interval would be nan (0/0)
+        low = high = mean
+    else:
+        low, high = map(float, _quiet(sps.ttest_1samp, x, 0.0).confidence_interval(level))
+    return (mean, max(bounds[0], low), min(bounds[1], high))
 
 
 def difference_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean(a) - mean(b), low, high): Welch's interval; nan when either side has < 2 values."""
+    """(mean(a) - mean(b), low, high): Welch's interval (scipy's ttest_ind with unequal
+    variances); low and high are nan when either side has < 2 values, and equal the
+    difference when neither side varies."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff = float(x.mean() - y.mean()) if x.size and y.size else math.nan
     if x.size < 2 or y.size < 2:
         return (diff, math.nan, math.nan)
-    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
-    se = math.sqrt(vx + vy)
-    if se == 0:
+    if np.ptp(x) == 0 and np.ptp(y) == 0:  # no spread: scipy's interval would be nan (0/0)
         return (diff, diff, diff)
-    dof = (vx + vy) ** 2 / (vx ** 2 / (x.size - 1) + vy ** 2 / (y.size - 1))
-    half = float(sps.t.ppf(0.5 + level / 2, dof) * se)
-    return (diff, diff - half, diff + half)
+    low, high = _quiet(sps.ttest_ind, x, y, equal_var=False).confidence_interval(level)
+    return (diff, float(low), float(high))
 
 
-def bootstrap_interval(groups: dict, statistic: Callable[[dict], float], *, resamples: int = 2000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of `statistic` when each group's values (e.g. the seeds at one lag)
-    are resampled with replacement independently."""
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(resamples):
-        sample = {k: list(rng.choice(v, size=len(v), replace=True)) if len(v) else [] for k, v in groups.items()}
-        draws.append(statistic(sample))
-    lo, hi = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+def _quiet(test, *args, **kwargs):
+    """scipy's test without its precision-loss RuntimeWarning, which it gives for a side whose
+    values are all equal (exact variance 0) as for a nearly constant one; the interval is the
+    one scipy computes either way."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return test(*args, **kwargs)
 
 
 def fmt_interval(mean: float, low: float, high: float, digits: int = 3, scale: float = 1.0) -> str:

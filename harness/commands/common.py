@@ -10,6 +10,7 @@ import textwrap
 import tasks
 import variants
 from harness.config import Options
+from harness.errors import UsageError
 from harness.training.model import ModelConfig
 from harness.registry import import_plugins
 from harness.training.spec import DEFAULT_TASK, RunSpec, apply_sets, build_spec, load_toml
@@ -47,11 +48,27 @@ def resolve_spec(args: argparse.Namespace, values: dict | None = None) -> RunSpe
     values = apply_sets(values, args.sets)
     shortcuts = [f"{field}={getattr(args, flag)}" for flag, field in SHORTCUTS.items()
                  if getattr(args, flag, None) is not None]
+    refuse_disagreements(args.sets, shortcuts)
     values = apply_sets(values, shortcuts)
     given = values.get("plugins", [])
     if args.plugin and isinstance(given, list):  # with the config file's own (build_spec imports them,
         values["plugins"] = [*given, *args.plugin]  # and says what is wrong with a malformed entry)
     return build_spec(values)
+
+
+def refuse_disagreements(sets: list[str], shortcuts: list[str]) -> None:
+    """A flag (--variant gru) and a --set of the same field (model.variant=lstm) with different
+    values: UsageError naming both, since either one would be silently ignored. The same value
+    twice is fine."""
+    given = {}
+    for item in sets:
+        key, _, value = item.partition("=")
+        given[key.strip()] = value.strip()
+    for item in shortcuts:
+        field, _, value = item.partition("=")
+        if field in given and given[field] != value.strip():
+            flag = next(f for f, name in SHORTCUTS.items() if name == field).replace("_", "-")
+            raise UsageError(f"--{flag} {value.strip()} and --set {field}={given[field]} disagree; give one of them")
 
 
 # Abbreviations whose period does not end a sentence ("Cho et al. 2014", "exp. 6", "e.g. x").

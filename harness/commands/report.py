@@ -5,11 +5,18 @@ examples:
   python -m harness report --claim horizon --budget quick
   python -m harness report --out /tmp/report     # /tmp/report/<claim>/ and /tmp/report/dashboards/
   python -m harness report --out /tmp/results --dashboards /tmp/dash
+  python -m harness report --claim horizon --budget smoke --force   # replace a larger budget's report
 
 Writes results/<claim>/ (CSV and Markdown tables, PNG and SVG figures, README.md with the
 protocol, budget, machine, commit, command and verdict) and dashboards/index.html. Output
 goes where you say: with --out DIR and no --dashboards the HTML goes to DIR/dashboards/, so
 nothing outside DIR changes; results/ and dashboards/ are written only when --out is not given.
+
+A report made with a larger budget (smoke < quick < full) is never replaced without --force:
+without --budget each claim is reported at the budget of the report already in its folder
+(when the store has no runs of that budget, the folder is kept as it is, and a line says so);
+a smaller --budget goes to results/BUDGET/<claim> and results/BUDGET/dashboards (DIR/BUDGET/
+with --out DIR), and a line says where and why.
 """
 from __future__ import annotations
 
@@ -24,13 +31,17 @@ from harness.errors import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--claim", action="append", metavar="NAME", help="claims to report (default: all)")
-    parser.add_argument("--budget", choices=BUDGETS, help="default: the largest budget each claim has runs for")
+    parser.add_argument("--budget", choices=BUDGETS, help="default: the budget of each claim's report already in "
+                        "the results folder, else the largest budget the claim has runs for")
     parser.add_argument("--tracking-uri", default="", metavar="URI")
     parser.add_argument("--out", metavar="DIR", help="where the claim folders go (default: results)")
     parser.add_argument("--dashboards", metavar="DIR", help="where the HTML goes (default: dashboards, or "
                         "DIR/dashboards with --out DIR); '' to skip the HTML")
     parser.add_argument("--variants", metavar="A,B,...", help="the cells to report instead of each claim's own "
                         "(as given to reproduce --variants)")
+    parser.add_argument("--force", "--replace", action="store_true", help="write into the results folder even over "
+                        "a report made with a larger budget (and, without --budget, report the largest budget "
+                        "with runs)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of verdicts")
 
 
@@ -54,12 +65,19 @@ def main(args) -> int:
     out, dashboards = destinations(args.out, args.dashboards)
     created = make_dirs((out, "--out"), *([(dashboards, "--dashboards")] if dashboards else []))  # before output
     try:
-        written = report_all(selected, args.tracking_uri, out, dashboards, args.budget)
+        reported = report_all(selected, args.tracking_uri, out, dashboards, args.budget, replace=args.force)
     except BaseException:
         remove_empty(created)
         raise
+    written = reported.written
+    remove_empty(created)  # those left empty (the HTML folder, when every report went to BUDGET/)
+    for note in reported.notes:
+        print(note)
     if not written:
-        remove_empty(created)
+        if reported.notes:  # every claim with runs kept its larger report: nothing to write, nothing wrong
+            if args.json:
+                print("{}")
+            return 0
         asked = " ".join(names) if args.claim else "any claim"
         raise UsageError(f"no finished runs of {asked} in this MLflow store; run python -m harness reproduce "
                          f"{names[0] if len(names) == 1 else 'CLAIM'} first")
@@ -67,7 +85,7 @@ def main(args) -> int:
         print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "
               f"{w.report.verdict_detail}")
     print(f"wrote {', '.join(str(w.directory) for w in written)}"
-          + (f" and {dashboards / 'index.html'}" if dashboards else ""))
+          + (f" and {', '.join(map(str, reported.indexes))}" if reported.indexes else ""))
     if args.json:
         print(json.dumps({w.claim.name: {"verdict": w.report.verdict, "budget": w.meta["budget"],
                                          "runs": w.meta["runs"]} for w in written}))

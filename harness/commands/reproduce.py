@@ -13,7 +13,8 @@ configuration are reused and killed runs resume from their checkpoints, so an in
 reproduce continues: Ctrl-C or SIGTERM stops it within seconds (runs in flight save a
 checkpoint), and the same command again resumes. Progress: one line per run started or
 ended, and each run's status every $HARNESS_PROGRESS_SECONDS (default 30) on stderr.
-Then: python -m harness report.
+Then the command it prints last: python -m harness report --claim CLAIM --budget BUDGET
+(with the same --tracking-uri and --variants).
 """
 from __future__ import annotations
 
@@ -121,5 +122,14 @@ def main(args) -> int:
             failed += sum(o.outcome == Outcome.DIVERGED for o in outcomes)
     if failed:
         print(f"note: {failed} runs diverged (outcome 'diverged'; the reports count them as not solved)")
-    print("next: python -m harness report" + (f" --claim {args.claim}" if args.claim != "all" else ""))
+    print(f"next: {next_step(args)}")
     return 0
+
+
+def next_step(args) -> str:
+    """The report command for what this reproduce ran: its claim, its budget (a smaller budget
+    than a committed report's goes to results/BUDGET/, see `report --help`), its store and cells."""
+    words = ["python", "-m", "harness", "report", *(["--claim", args.claim] if args.claim != "all" else []),
+             "--budget", args.budget, *(["--tracking-uri", args.tracking_uri] if args.tracking_uri else []),
+             *(["--variants", args.variants] if args.variants else [])]
+    return shlex.join(words)

@@ -15,9 +15,10 @@ import argparse
 import json
 
 from harness.training import checkpoint
+from harness.connections import shown
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
-from harness.training.spec import spec_from_dict
+from harness.training.spec import build_spec
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
@@ -48,7 +49,7 @@ def load_resume(args) -> tuple:
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
     payload = checkpoint.load(path)
     payload["run_id"] = args.resume
-    spec = spec_from_dict(payload["config"])
+    spec = build_spec(payload["config"])  # RunSpec.to_dict() output
     return spec, payload
 
 
@@ -96,6 +97,6 @@ def main(args) -> int:
             "experiment": spec.experiment, "variant": spec.variant, "task": spec.task_name,
             "length": spec.task.length, "seed": spec.train.seed, "trainable_params": result.trainable_params,
             "device": result.device, "path": result.path, "threads": result.threads, "steps": result.steps,
-            "wall_time_s": round(result.wall_time_s, 3), "tracking_uri": tracker.uri or None,
+            "wall_time_s": round(result.wall_time_s, 3), "tracking_uri": shown(tracker.uri) or None,
             "reason": result.reason or None, "metrics": result.metrics}))
     return EXIT.get(result.outcome, 1)

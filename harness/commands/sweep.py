@@ -23,7 +23,7 @@ from harness.commands.common import add_config_arguments, resolve_spec
 from harness.config import ConfigError
 from harness.errors import UsageError
 from harness.sweep.settings import default_storage, sweep_settings
-from harness.sweep.storage import describe_storage
+from harness.connections import shown
 from harness.training.spec import load_toml
 
 
@@ -137,7 +137,7 @@ def main(args) -> int:
         if points is not None and points < settings.trials:
             print(f"note: the grid has {points} points, fewer than --trials {settings.trials}", file=sys.stderr)
         print(f"study {settings.study}: {queued} trial{'' if queued == 1 else 's'} queued "
-              f"(target {settings.trials}) in {describe_storage(settings.storage)}", file=sys.stderr)
+              f"(target {settings.trials}) in {shown(settings.storage)}", file=sys.stderr)
         run_workers(settings, args.workers)
         summary = report(settings.storage, settings.study)
     print_report(summary)

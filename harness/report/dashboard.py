@@ -83,7 +83,7 @@ def write_dashboard(written, out: Path, results: Path) -> Path:
                       f"- device: {', '.join(meta['devices'])}; host: {', '.join(meta['hosts'])}",
                       f"- harness commit: {', '.join(meta['commits'])}",
                       *[f"- command: `{c}`" for c in meta["commands"]],
-                      f"- files: `results/{w.claim.name}/`, generated {meta['generated']}"]
+                      f"- files: `{w.directory.as_posix()}/`, generated {meta['generated']}"]
         figures = [(name, base64.b64encode(path.read_bytes()).decode()) for name, path in w.figures.items()]
         tables = [(name.replace("_", " ").capitalize(),
                    table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0))

@@ -1,11 +1,15 @@
 """Turn a claim's runs (the neutral run table of harness.tracking) into files: tables (CSV + Markdown), figures (PNG + SVG) and a
 README that states the protocol, the budget, the machine, the commit, the command and the
-computed verdict; then the HTML dashboard over all claims."""
+computed verdict; then the HTML dashboard over all claims.
+
+A report never silently replaces one made with a larger budget (BUDGETS: smoke < quick <
+full): see `place`."""
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,28 +29,84 @@ class Written:
     budget_lines: list[str]  # the budget's grid, as Markdown list items
 
 
-def select_runs(runs: pd.DataFrame, budget: str | None) -> tuple[pd.DataFrame, str | None]:
-    """From a claim's neutral run table: the runs of one budget (default: the largest budget
-    with runs) that reached a result (finished or diverged; a crash or a kill is not one), the
-    newest per configuration fingerprint."""
+@dataclasses.dataclass
+class Placement:
+    """Where one claim's report goes: its `budget` into `root / claim` (budget None: nothing
+    is written), and `note`, one line saying where and why when that is not `out / claim`."""
+
+    budget: str | None
+    root: Path
+    note: str = ""
+
+
+def result_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """From a claim's neutral run table: the runs that reached a result (finished or diverged;
+    a crash or a kill is not one), the newest per configuration fingerprint."""
     if runs.empty or "claim_budget" not in runs:
-        return pd.DataFrame(), None
+        return pd.DataFrame(columns=["claim_budget"])
     runs = runs[runs["outcome"].map(lambda o: Outcome(o).is_result)]
     if "fingerprint" in runs:  # one result per configuration: the newest
         runs = runs.sort_values("started").drop_duplicates("fingerprint", keep="last")
-    present = [b for b in BUDGETS if b in set(runs["claim_budget"])]
+    return runs
+
+
+def budgets_of(runs: pd.DataFrame) -> list[str]:
+    """The budgets that result_runs holds runs of, smallest first."""
+    return [b for b in BUDGETS if b in set(runs["claim_budget"])]
+
+
+def select_runs(runs: pd.DataFrame, budget: str | None) -> tuple[pd.DataFrame, str | None]:
+    """result_runs of one budget (default: the largest budget with runs)."""
+    runs = result_runs(runs)
+    present = budgets_of(runs)
     budget = budget or (present[-1] if present else None)
     return runs[runs["claim_budget"] == budget].reset_index(drop=True), budget
 
 
-def load_runs(claim: Claim, uri: str, budget: str | None) -> tuple[pd.DataFrame, str | None]:
-    """select_runs over the claim's runs in the store at `uri`."""
-    return select_runs(open_runs(uri).table(claim.experiment), budget)
+def committed_budget(folder: Path) -> str | None:
+    """The budget of the report already in `folder`: its summary.json's, else its README's
+    `## Budget:` line; None when there is none (or it names no budget of BUDGETS)."""
+    try:
+        budget = json.loads((folder / "summary.json").read_text()).get("budget")
+    except (OSError, ValueError, AttributeError):
+        try:
+            match = re.search(r"^## Budget: `(\w+)`", (folder / "README.md").read_text(), re.MULTILINE)
+        except OSError:
+            match = None
+        budget = match.group(1) if match else None
+    return budget if budget in BUDGETS else None
 
 
-def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[ClaimReport, dict] | None:
-    store = open_runs(uri)
-    runs, budget = select_runs(store.table(claim.experiment), budget)
+def place(name: str, present: list[str], committed: str | None, asked: str | None, out: Path,
+          replace: bool = False) -> Placement:
+    """Where claim `name`'s report goes, from the budgets the store has runs of (`present`,
+    smallest first), the budget of the report already in out/<name> (`committed`), the budget
+    asked for (None: the default) and `replace` (--force):
+    - the default budget is the committed one, else the largest with runs (with `replace`: the
+      largest with runs); when the store has no runs of the committed budget nothing is
+      written, and the note says so and which command reports the runs it has;
+    - a budget smaller than the committed one goes to out/<budget>/<name> (where --out
+      out/<budget> would put it), unless `replace`; the note says where and why."""
+    rank = BUDGETS.index
+    if not asked and committed and not replace and committed not in present:
+        if not present:
+            return Placement(None, out)
+        other = present[-1]
+        goes = place(name, present, committed, other, out).root / name
+        return Placement(None, out, f"{name}: kept {out / name} (a {committed} report): this store has no "
+                         f"{committed} runs of {name}; python -m harness report --claim {name} --budget {other} "
+                         f"writes its {other} report to {goes}")
+    budget = asked or (None if replace else committed) or (present[-1] if present else None)
+    if committed and budget and not replace and rank(budget) < rank(committed):
+        root = out / budget
+        return Placement(budget, root, f"{name}: {out / name} holds a {committed} report, a larger budget than "
+                         f"{budget}: wrote the {budget} report to {root / name} instead (--force replaces it)")
+    return Placement(budget, out)
+
+
+def analyse(claim: Claim, store, table: pd.DataFrame, budget: str, workdir: Path) -> tuple[ClaimReport, dict] | None:
+    """The claim's report and provenance from its runs of `budget` in `table` (None: no such runs)."""
+    runs, budget = select_runs(table, budget)
     if runs.empty:
         return None
     context = Context(store.uri, store.history, lambda run_id, path: store.artifact(run_id, path, workdir / run_id))
@@ -59,11 +119,6 @@ def analyse(claim: Claim, uri: str, budget: str | None, workdir: Path) -> tuple[
             "failed": int((runs["outcome"] == Outcome.DIVERGED).sum()),
             "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     return report, meta
-
-
-def budget_lines(claim: Claim, budget: str) -> list[str]:
-    """The experiment of this budget, written out from the same data that ran it."""
-    return claim.budget_lines(budget)
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -89,7 +144,7 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
              f"## Verdict: {report.verdict}", "", report.verdict_detail, "",
              *[f"- {note}" for note in report.notes], *([""] if report.notes else []),
              "## Protocol", "", claim.protocol, "",
-             f"## Budget: `{meta['budget']}`", "", *budget_lines(claim, meta["budget"]), "",
+             f"## Budget: `{meta['budget']}`", "", *claim.budget_lines(meta["budget"]), "",
              "## Provenance", "",
              f"- runs: {meta['runs']} ({meta['failed']} diverged), {meta['first']} to {meta['last']} (UTC)",
              f"- device: {', '.join(meta['devices']) or 'n/a'}; host: {', '.join(meta['hosts']) or 'n/a'}",
@@ -107,20 +162,38 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
         "claim": claim.name, "title": claim.title, "statement": claim.statement, "verdict": report.verdict,
         "detail": report.verdict_detail, "budget": meta["budget"], "runs": meta["runs"],
         "devices": meta["devices"]}, indent=1) + "\n")
-    return Written(claim, report, meta, out, figures, budget_lines(claim, meta["budget"]))
+    return Written(claim, report, meta, out, figures, claim.budget_lines(meta["budget"]))
+
+
+@dataclasses.dataclass
+class Reported:
+    written: list[Written]
+    indexes: list[Path]  # the dashboards' index pages written
+    notes: list[str]  # one line per claim whose report went elsewhere than asked, or was kept
 
 
 def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None,
-               budget: str | None = None) -> list[Written]:
-    written = []
+               budget: str | None = None, replace: bool = False) -> Reported:
+    """Each claim's report into `out`, placed by `place`; the HTML of the reports written into
+    `out` goes to `dashboards`, that of reports moved to out/<budget>/ to out/<budget>/dashboards
+    (None: no HTML)."""
+    store = open_runs(uri)
+    groups: dict[Path, list[Written]] = {}
+    notes = []
     with tempfile.TemporaryDirectory() as tmp:
         for claim in claims:
-            found = analyse(claim, uri, budget, Path(tmp))
-            if found is None:
-                continue
-            written.append(write_claim(claim, *found, out / claim.name))
-    if dashboards is not None and written:
+            table = store.table(claim.experiment)
+            placed = place(claim.name, budgets_of(result_runs(table)), committed_budget(out / claim.name), budget,
+                           out, replace)
+            found = None if placed.budget is None else analyse(claim, store, table, placed.budget, Path(tmp))
+            if found is not None:
+                groups.setdefault(placed.root, []).append(write_claim(claim, *found, placed.root / claim.name))
+            if placed.note and (found is not None or placed.budget is None):
+                notes.append(placed.note)
+    indexes = []
+    if dashboards is not None:
         from harness.report.dashboard import write_dashboard
 
-        write_dashboard(written, dashboards, out)
-    return written
+        for root, written in groups.items():
+            indexes.append(write_dashboard(written, dashboards if root == out else root / "dashboards", root))
+    return Reported([w for written in groups.values() for w in written], indexes, notes)

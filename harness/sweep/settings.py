@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import flatten
+from harness.config import ConfigError, flatten
 from harness.sweep import space as spaces
 from harness.tracking import local_dir, resolve_uri
 
@@ -66,6 +66,7 @@ def sweep_settings(spec: "RunSpec", *, trials: int, study: str | None = None, st
     base["track"]["tracking_uri"] = uri
     if space is None:
         space = spaces.space_for(spec.cell_class, search, fixed=flatten("", base))
+    check_values(space, base)
     if metric is None:
         task = spec.build_task()
         metric, direction = f"best_val_{task.primary_metric}", "maximize" if task.higher_is_better else "minimize"
@@ -77,3 +78,20 @@ def sweep_settings(spec: "RunSpec", *, trials: int, study: str | None = None, st
         directions=[direction] + ["minimize"] * (len(objectives) - 1), objectives=objectives, metric=metric,
         sampler=sampler, pruner=pruner, seed=seed, heartbeat=heartbeat, timeout=timeout,
         tracking_uri=uri if spec.track.enabled else "", experiment=spec.experiment)
+
+
+def check_values(space: dict, base: dict) -> None:
+    """Every value the search can give a field (each entry's grid points: its choices, every
+    int, or a float range's ends and middle), set on the base config together with the fields
+    its condition compares with ==, must make a spec that validates, as a trial's does: a
+    value the spec refuses (a backward direction on a causal task, a path the cell lacks) is a
+    ConfigError naming the entry, before any storage is written, not a failed trial later."""
+    from harness.training.spec import apply_sets, build_spec
+
+    for key, entry in space.items():
+        alongside = [f"{field}={value}" for field, op, value in spaces.conditions(key, entry) if op == "=="]
+        for value in spaces.grid_points(entry):
+            try:
+                build_spec(apply_sets(base, [*alongside, f"{key}={value}"])).validate(warn=False)
+            except ConfigError as err:
+                raise ConfigError(f"search.{key}: a trial with {key}={value} would be refused: {err}") from None

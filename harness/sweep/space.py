@@ -28,7 +28,7 @@ import re
 import tomllib
 from typing import Any, Callable
 
-from harness.config import ConfigError
+from harness.config import ConfigError, check_known
 
 GENERIC: dict[str, dict[str, Any]] = {
     "train.lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
@@ -64,10 +64,10 @@ def space_for(cell_class, overrides: dict[str, Any] | None = None,
         check(key, entry)
     order(space)  # a cycle among conditions is an error up front, not at the first trial
     if fixed is not None:
-        unknown = [key for key in space if key in (overrides or {}) and key not in fixed]
-        if unknown:  # a [search] key: found now, not as a failed first trial in a study that keeps it
-            raise ConfigError(f"search.{unknown[0]}: not a config field of this run (as for --set; "
-                              "`python -m harness run --help` lists them)")
+        # a [search] key: found now, not as a failed first trial in a study that keeps it
+        check_known([key for key in space if key in (overrides or {})], fixed,
+                    "search.{name}: not a config field of this run (as for --set; "
+                    "`python -m harness run --help` lists them)")
         check_conditions(space, fixed)
     return space
 
@@ -75,9 +75,7 @@ def space_for(cell_class, overrides: dict[str, Any] | None = None,
 def check(key: str, entry: dict[str, Any]) -> None:
     if "." not in key:
         raise ConfigError(f"search space key {key!r} must be section.field (as for --set)")
-    unknown = sorted(set(entry) - KEYS)
-    if unknown:
-        raise ConfigError(f"search.{key}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(KEYS))}")
+    check_known(sorted(entry), sorted(KEYS), "search.{key}: unknown key {name!r}; valid keys: {valid}", key=key)
     kind = entry.get("type")
     if kind not in KINDS:
         raise ConfigError(f"search.{key}: type must be one of {', '.join(KINDS)}, got {kind!r}")

@@ -4,9 +4,7 @@ seed, and its MLflow parent run."""
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import secrets
 import warnings
 import zlib
@@ -14,22 +12,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.connections import hide_secrets, shown, timeout_seconds
 from harness.dblock import advisory_lock, opening_lock
 
 LOCK_KEY = zlib.crc32(b"rnn-harness-sweep")  # one advisory-lock id for every sweep's set-up
-
-
-def _connect_timeout() -> int:
-    """Seconds a database connection may take: $HARNESS_STORE_TIMEOUT (the knob that bounds
-    the MLflow store's checks too), else 3, at least libpq's minimum of 2. libpq and the MySQL
-    drivers otherwise wait forever for a silent server; a URL's own ?connect_timeout= wins."""
-    try:
-        return max(2, math.ceil(float(os.environ.get("HARNESS_STORE_TIMEOUT", "3"))))
-    except ValueError:
-        return 3
-
-
-CONNECT_TIMEOUT_S = _connect_timeout()
 
 
 class StorageError(ConfigError):
@@ -37,22 +23,19 @@ class StorageError(ConfigError):
     unsupported URL, missing database driver, a journal path that cannot be written."""
 
 
-def describe_storage(storage: str) -> str:
-    """The storage URL with any password hidden (it is printed and logged)."""
-    return re.sub(r"(://[^:/@]+):[^/]*@", r"\1:***@", storage)
-
-
 def is_rdb(storage: str) -> bool:
     return "://" in storage
 
 
 def connect_args(url: str) -> dict:
-    """SQLAlchemy connect_args that bound a connection attempt to CONNECT_TIMEOUT_S seconds."""
+    """SQLAlchemy connect_args that bound a connection attempt to timeout_seconds() (libpq and
+    the MySQL drivers otherwise wait forever for a silent server; a URL's own ?connect_timeout=
+    wins). ConfigError if $HARNESS_STORE_TIMEOUT is malformed."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in parsed.query:
-        return {"connect_timeout": CONNECT_TIMEOUT_S}
+        return {"connect_timeout": timeout_seconds()}
     return {}
 
 
@@ -71,7 +54,7 @@ def storage_error(url: str, err: BaseException) -> StorageError:
     elif isinstance(err, sqlalchemy.exc.DBAPIError):
         cause = str(err.orig)
         if "timeout" in cause.lower():
-            cause += f" (no answer within {CONNECT_TIMEOUT_S} s)"
+            cause += f" (no answer within {timeout_seconds()} s)"  # read and checked before connecting
     elif isinstance(err, OSError) and err.strerror:
         cause = err.strerror + (f": {err.filename}" if err.filename else "")
     else:
@@ -83,10 +66,7 @@ def one_line(url: str, cause: str) -> StorageError:
     """The error `storage URL: cause` on one line, the password hidden in both."""
     lines = [line.strip() for line in cause.splitlines()]  # drop SQL echoes and "Background on ..." links
     cause = " ".join(line for line in lines if line and not line.startswith(("LINE ", "^", "[SQL", "(Background")))
-    password = re.search(r"://[^:/@]+:([^/]*)@", url)
-    if password and password.group(1):
-        cause = cause.replace(password.group(1), "***")
-    return StorageError(f"storage {describe_storage(url)}: {cause}")
+    return StorageError(f"storage {shown(url)}: {hide_secrets(cause, url)}")
 
 
 def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, create: bool = True):
@@ -100,16 +80,17 @@ def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, creat
             make_url(url)
         except Exception as err:  # unparsable, or a port that is not a number
             raise one_line(url, f"malformed URL ({err})") from None
+        args = connect_args(url)  # before the translation below: a malformed timeout is its own error
     try:
         if is_rdb(url):
             import optuna
 
             # Optuna creates the tables on first use: sweep workers starting together on a new
             # database would collide (harness.dblock)
-            with warnings.catch_warnings(), opening_lock(url, connect_args=connect_args(url)):
+            with warnings.catch_warnings(), opening_lock(url, connect_args=args):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs={"connect_args": connect_args(url)}, heartbeat_interval=heartbeat,
+                    url, engine_kwargs={"connect_args": args}, heartbeat_interval=heartbeat,
                     grace_period=2 * heartbeat if heartbeat else None, heartbeat_stale_trial_callback=on_stale)
         return open_journal(Path(url), create)
     except Exception as err:  # the translation boundary: anything here is a storage problem
@@ -150,9 +131,10 @@ def lock_for(storage: str):
     """Serialise sweep set-up: a PostgreSQL advisory lock for PostgreSQL storage, a file
     lock beside a journal or SQLite file. Workers never take it; only set-up does."""
     if storage.startswith("postgresql"):
+        args = connect_args(storage)
         with ExitStack() as held:
             try:
-                held.enter_context(advisory_lock(storage, LOCK_KEY, seconds=300, connect_args=connect_args(storage)))
+                held.enter_context(advisory_lock(storage, LOCK_KEY, seconds=300, connect_args=args))
             except Exception as err:  # cannot connect or lock: the storage's problem, one line
                 raise storage_error(storage, err) from None
             yield
@@ -211,7 +193,7 @@ def record_or_check_study(study, settings, tracker=None) -> str | None:
         "task": identity["task"], "target_trials": str(settings.trials)})
     tracker.log_params({"study": settings.study, "sampler": settings.sampler, "pruner": settings.pruner,
                         "objectives": ",".join(settings.objectives), "directions": ",".join(settings.directions),
-                        "storage": describe_storage(settings.storage), "variant": identity["variant"],
+                        "storage": shown(settings.storage), "variant": identity["variant"],
                         "task": identity["task"], "search_space": json.dumps(settings.space, sort_keys=True),
                         "sampler_seed": settings.seed})
     tracker.flush()  # the parent stays RUNNING until the study is complete

@@ -15,7 +15,8 @@ import optuna
 from optuna.trial import TrialState
 
 from harness.config import ConfigError
-from harness.sweep.storage import describe_storage, open_storage
+from harness.connections import shown
+from harness.sweep.storage import open_storage
 from harness.sweep.study import counts
 from harness.tracking import Outcome, open_tracker
 
@@ -25,7 +26,7 @@ def load(storage: str, name: str) -> optuna.Study:
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:
-        raise ConfigError(f"no study named {name!r} in {describe_storage(storage)}") from None
+        raise ConfigError(f"no study named {name!r} in {shown(storage)}") from None
 
 
 def trials_frame(study: optuna.Study):
@@ -82,7 +83,7 @@ def report(storage: str, name: str, log: bool = True) -> dict:
     best = best_trials(study)
     attrs = study.user_attrs
     summary = {
-        "study": name, "storage": describe_storage(storage), "variant": attrs.get("variant"),
+        "study": name, "storage": shown(storage), "variant": attrs.get("variant"),
         "task": attrs.get("task"), "directions": [d.name.lower() for d in study.directions],
         "counts": {k: v for k, v in by_state.items() if v}, "parent_run_id": attrs.get("mlflow_parent_run_id"),
         "best": [{"number": t.number, "values": t.values, "params": t.params,

@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING
 
 from harness.tracking import store
 from harness.tracking.base import MemoryTracker, Outcome, RunRecord, TrackConfig, Tracker
-from harness.tracking.store import StoreError, resolve_uri, shown
+from harness.connections import shown
+from harness.tracking.store import StoreError, resolve_uri
 from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
 
 if TYPE_CHECKING:
     from harness.tracking.runs import MLflowRuns
 
 __all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
-           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "make_tracker", "neutral_table", "open_runs",
-           "open_tracker", "resolve_uri", "set_run_state", "shown", "ui_command"]
+           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "neutral_table", "open_runs",
+           "open_tracker", "resolve_uri", "set_run_state", "ui_command"]
 
 
 def __getattr__(name: str):
@@ -41,8 +42,8 @@ def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_secon
 
     enabled=False: tracking off (a `Tracker` that records nothing, whose `local_dir` still says
     where the store would be, so checkpoints land in the same place). Otherwise the store is
-    checked first, each question bounded by store.PROBE_SECONDS, and nothing is created until a
-    run starts. Raises StoreError (a ConfigError: the CLI prints one line and exits 2) naming
+    checked first, each question bounded by harness.connections.timeout_seconds(), and nothing
+    is created until a run starts. Raises StoreError (a ConfigError: the CLI prints one line and exits 2) naming
     the URI, password hidden, and the cause: unwritable path, unreachable server, malformed or
     unsupported URI, missing driver."""
     resolved = resolve_uri(uri)
@@ -50,11 +51,6 @@ def open_tracker(uri: str, experiment: str, *, enabled: bool = True, flush_secon
         return Tracker(local_dir=store.local_dir(resolved))
     store.check(resolved, experiment)
     return MLflowTracker(resolved, experiment, flush_seconds=flush_seconds)
-
-
-def make_tracker(config: TrackConfig, experiment: str) -> Tracker:
-    """`open_tracker` from a run's [track] section."""
-    return open_tracker(config.tracking_uri, experiment, enabled=config.enabled)
 
 
 def open_runs(uri: str) -> MLflowRuns:
@@ -72,8 +68,8 @@ def local_dir(uri: str) -> Path | None:
 
 
 def ui_command(uri: str) -> str:
-    """How to look at the store's runs in a browser."""
+    """How to look at the store's runs in a browser (the password hidden: it is printed)."""
     if store.scheme(uri) in ("http", "https"):
         return f"open {shown(uri)} in a browser"
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"mlflow ui --backend-store-uri {shown(uri)} --host 127.0.0.1 --port 5000"
 

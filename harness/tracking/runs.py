@@ -6,7 +6,9 @@ A run table has one row per run and these columns:
 - every logged config field under its --set name (`model.variant`, `task.length`, `train.seed`,
   ...): a column whose values are all numbers becomes numeric, all True/False becomes bool
   ("None" counts as missing), anything else stays text;
-- every metric under its name (`test_accuracy`, `gradient_horizon`, ...): its last value;
+- every metric under its name (`test_accuracy`, `gradient_horizon`, ...): its last value,
+  ±inf and NaN as themselves (MLflow's SQL stores write ±inf as ±1.797e308, the largest float;
+  read back, that value is ±inf again: `restored`);
 - our tags under their names (`claim`, `claim_grid`, `fingerprint`, `machine`, ...), as text;
   MLflow's own `mlflow.*` tags are dropped.
 A name logged as two kinds (the harness never does) keeps the first of param, metric, tag.
@@ -15,7 +17,9 @@ Runs written before outcomes were tagged get one from their MLflow status (FAILE
 from __future__ import annotations
 
 import datetime
+import math
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +29,13 @@ from harness.tracking.store import resolve_uri, sqlite_path
 
 META = ("run_id", "outcome", "started", "ended", "seconds", "run_name", "parent_run_id")
 RENAMED = {"mlflow.runName": "run_name", "mlflow.parentRunId": "parent_run_id"}
+
+
+def restored(value: float) -> float:
+    """A metric value as it was logged: MLflow's SQL stores keep ±inf as ±sys.float_info.max
+    (NaN they keep), so that value is read as ±inf (a finite metric of exactly that value
+    would be too: no metric of the harness comes near it)."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
 
 
 def outcome_of(tags: dict[str, str], status: str) -> Outcome:
@@ -115,7 +126,8 @@ class MLflowRuns:
             for run in page:
                 info, data = run.info, run.data
                 out.append(RunRecord(info.run_id, outcome_of(data.tags, info.status), _time(info.start_time),
-                                     _time(info.end_time), dict(data.params), dict(data.metrics), dict(data.tags)))
+                                     _time(info.end_time), dict(data.params),
+                                     {k: restored(v) for k, v in data.metrics.items()}, dict(data.tags)))
             token = page.token
             if not token:
                 return out
@@ -126,7 +138,7 @@ class MLflowRuns:
 
     def history(self, run_ids: list[str], key: str) -> pd.DataFrame:
         """Every logged value of metric `key` for these runs: columns run_id, step, value."""
-        rows = [{"run_id": run_id, "step": m.step, "value": m.value}
+        rows = [{"run_id": run_id, "step": m.step, "value": restored(m.value)}
                 for run_id in run_ids for m in self.client.get_metric_history(run_id, key)]
         return pd.DataFrame(rows, columns=["run_id", "step", "value"])
 

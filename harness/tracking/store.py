@@ -4,32 +4,20 @@ store keeps its files in, and a bounded probe that turns every store problem int
 MLflow retries unreachable stores for minutes by default (HTTP: MLFLOW_HTTP_REQUEST_MAX_RETRIES
 and MLFLOW_HTTP_REQUEST_TIMEOUT, 120 s per request; SQL: its engine creation retries
 connections), and an unwritable SQLite path fails only after those retries, with tracebacks.
-`check` asks first, within PROBE_SECONDS, and touches nothing it would leave behind.
+`check` asks first, each question within harness.connections.timeout_seconds() (the one
+reader of $HARNESS_STORE_TIMEOUT), and touches nothing it would leave behind.
 """
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.config import ConfigError
+from harness.connections import hide_secrets, shown, timeout_seconds
 
-
-
-def _probe_seconds() -> float:
-    """$HARNESS_STORE_TIMEOUT, else 3 s per store question: a CLI start-up (imports) takes about
-    2.5 s more and a user-facing error must come within 10 s; a healthy store answers in
-    milliseconds, a slow link may raise it."""
-    try:
-        return max(0.5, float(os.environ.get("HARNESS_STORE_TIMEOUT", "3")))
-    except ValueError:  # a malformed override must not break every command
-        return 3.0
-
-
-PROBE_SECONDS = _probe_seconds()
 SQL = {"postgresql", "mysql", "mssql"}
 EXAMPLES = "a path, sqlite:///PATH, postgresql://USER@HOST/DB, mysql://USER@HOST/DB or http(s)://HOST:PORT"
 
@@ -48,11 +36,6 @@ def resolve_uri(uri: str = "") -> str:
     if "://" not in uri:  # a bare path: a SQLite file there
         return f"sqlite:///{Path(uri).expanduser().resolve()}"
     return uri
-
-
-def shown(uri: str) -> str:
-    """The URI as it may be printed: any password replaced by ***."""
-    return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", uri)
 
 
 def scheme(uri: str) -> str:
@@ -84,21 +67,23 @@ def local_dir(uri: str) -> Path | None:
 
 def check(uri: str, experiment: str = "") -> None:
     """Raise StoreError (one line naming the URI and the cause) unless the store can be used;
-    bounded by PROBE_SECONDS per question. Creates nothing."""
+    bounded by timeout_seconds() per question (ConfigError if $HARNESS_STORE_TIMEOUT is
+    malformed). Creates nothing; the password is hidden in the URI and in the cause."""
     kind = scheme(uri)
+    seconds = timeout_seconds()
     try:
         if kind == "sqlite":
             _check_sqlite(uri)
         elif kind in SQL:
-            _bounded(lambda: _check_sql(uri), f"no answer within {PROBE_SECONDS:g} s")
+            _bounded(lambda: _check_sql(uri, seconds), seconds)
         elif kind in ("http", "https"):
-            _bounded(lambda: _check_http(uri, experiment), f"no answer within {PROBE_SECONDS:g} s")
+            _bounded(lambda: _check_http(uri, experiment, seconds), seconds)
         elif kind == "file":
             raise _Cause("MLflow's file store is not supported; give a path (a SQLite file) or sqlite:///PATH")
         else:
             raise _Cause(f"unsupported scheme {kind or 'none'!r}; use {EXAMPLES}")
     except _Cause as cause:
-        raise StoreError(f"tracking store {shown(uri)}: {cause}") from None
+        raise StoreError(f"tracking store {shown(uri)}: {hide_secrets(str(cause), uri)}") from None
 
 
 class _Cause(Exception):
@@ -110,8 +95,8 @@ def _line(err: BaseException) -> str:
     return text[:300]
 
 
-def _bounded(probe, timeout_message: str) -> None:
-    """Run `probe` in a daemon thread; give up after PROBE_SECONDS (a DNS lookup or a silent
+def _bounded(probe, seconds: int) -> None:
+    """Run `probe` in a daemon thread; give up after `seconds` (a DNS lookup or a silent
     server must not hang the command, and a daemon thread does not hold the exit)."""
     box: dict = {}
 
@@ -124,9 +109,9 @@ def _bounded(probe, timeout_message: str) -> None:
 
     thread = threading.Thread(target=target, name="store-probe", daemon=True)
     thread.start()
-    thread.join(PROBE_SECONDS + 0.5)
+    thread.join(seconds + 0.5)
     if "done" not in box:
-        raise _Cause(timeout_message)
+        raise _Cause(f"no answer within {seconds} s")
     if "error" in box:
         raise box["error"]
 
@@ -162,7 +147,7 @@ def _check_sqlite(uri: str) -> None:
         raise _Cause(f"cannot create {path}: {parent} is not writable ({err.strerror or _line(err)})") from None
 
 
-def _check_sql(uri: str) -> None:
+def _check_sql(uri: str, seconds: int) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
@@ -177,7 +162,6 @@ def _check_sql(uri: str) -> None:
     except ImportError as err:
         extra = ' (pip install -e ".[postgres]")' if url.drivername == "postgresql" else ""
         raise _Cause(f"the database driver is not installed: {_line(err)}{extra}") from None
-    seconds = max(1, round(PROBE_SECONDS))  # drivers take whole seconds
     timeout = {"mssql": {"timeout": seconds}}.get(url.get_backend_name(), {"connect_timeout": seconds})
     engine = create_engine(url, poolclass=NullPool, connect_args=timeout)
     try:
@@ -191,11 +175,11 @@ def _check_sql(uri: str) -> None:
 
 
 @contextmanager
-def bounded_http():
-    """MLflow's HTTP client without its retries and with a short timeout, for one probe."""
+def bounded_http(seconds: int):
+    """MLflow's HTTP client without its retries and with a `seconds` timeout, for one probe."""
     saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(PROBE_SECONDS)))
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(seconds)
     try:
         yield
     finally:
@@ -206,7 +190,7 @@ def bounded_http():
                 os.environ[key] = value
 
 
-def _check_http(uri: str, experiment: str) -> None:
+def _check_http(uri: str, experiment: str, seconds: int) -> None:
     from urllib.parse import urlsplit
 
     try:
@@ -218,7 +202,7 @@ def _check_http(uri: str, experiment: str) -> None:
         raise _Cause("no host in the URI; use http(s)://HOST:PORT")
     from mlflow import MlflowClient
 
-    with bounded_http():
+    with bounded_http(seconds):
         try:  # through MLflow's own client, so its authentication settings apply
             MlflowClient(uri).get_experiment_by_name(experiment or "Default")
         except Exception as err:

@@ -1,5 +1,6 @@
 """A run's complete, resolved configuration, assembled from defaults, a TOML file, `--set`
-overrides and command-line flags (in that order of precedence, last wins).
+overrides and command-line flags (in that order of precedence, last wins; a flag and a `--set`
+of the same field must agree, harness/commands/common.py).
 
 Sections: [model] (ModelConfig), [cell] (the variant's options), [task] (`name` plus the
 task's options), [train] (TrainConfig), [track] (TrackConfig). Every field of every section
@@ -9,11 +10,10 @@ are `ConfigError`s that name the key and the valid alternatives.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import platform
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ import torch
 
 import tasks
 import variants
-from harness.config import ConfigError
+from harness.config import ConfigError, check_known
+from harness.config import fingerprint as config_fingerprint
+from harness.connections import shown
 from harness.device import parse_device, resolve_device
 from harness.training.model import ModelConfig
 from harness.registry import RegistryError, import_plugins
@@ -37,6 +39,9 @@ DEFAULT_TASK = "recall"
 # Sections that describe where and how a run is recorded, not what is trained: they do not
 # change the result, so they are left out of the fingerprint that identifies a result.
 UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every")}
+# The train.steps a dataset run recorded by default before train.steps could cap one (it had no
+# effect there): an uncapped dataset run hashes with it, so such results stay reusable (fingerprint).
+_warned: set[str] = set()  # warnings already printed by this process (RunSpec.validate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +65,39 @@ class RunSpec:
     def build_task(self) -> tasks.Task:
         return tasks.get(self.task_name)(self.task)
 
-    def validate(self, here: bool = True) -> "RunSpec":
+    def __post_init__(self):
+        """Sections that contradict each other are a ConfigError, whoever builds the spec
+        (build_spec, dataclasses.replace): every command and every sweep trial goes through here."""
+        task_cls = tasks.get(self.task_name)
+        if self.model.bidirectional and task_cls.causal:
+            raise ConfigError(f"model.bidirectional=true: task {self.task_name} predicts what comes next in the "
+                              "sequence, and a backward direction would read the very token it predicts; "
+                              "use model.bidirectional=false")
+        if self.train.steps == 0 and not task_cls.dataset:
+            raise ConfigError(f"train.steps: task {self.task_name} generates its data and trains for train.steps "
+                              "steps; give train.steps >= 1 (0, no cap, is for dataset tasks)")
+
+    def total_steps(self, per_epoch: int | None) -> int:
+        """The run's optimizer steps: train.steps on a generated task (per_epoch None), else
+        train.epochs x per_epoch, capped at train.steps when that is set (not 0)."""
+        if per_epoch is None:
+            return self.train.steps
+        total = self.train.epochs * per_epoch
+        return min(total, self.train.steps) if self.train.steps else total
+
+    def warnings(self) -> list[str]:
+        """Options that are valid but cannot act here, one line each."""
+        out = []
+        if self.model.dropout > 0 and self.model.num_layers == 1:
+            out.append(f"warning: model.dropout={self.model.dropout:g} has no effect with model.num_layers=1 "
+                       "(dropout acts between stacked layers); set model.num_layers >= 2 or model.dropout=0")
+        return out
+
+    def validate(self, here: bool = True, warn: bool = True) -> "RunSpec":
         """Checks that need the registries or the machine; run before anything is logged.
         here=False skips what depends on this machine (a CUDA device on a CPU-only host), for
-        a configuration written here to run elsewhere."""
+        a configuration written here to run elsewhere. warn: print each of `warnings()` on
+        stderr, once per process."""
         paths = self.cell_class.paths
         if self.model.path != "auto" and self.model.path not in paths:
             raise ConfigError(f"model.path: variant {self.variant!r} has no {self.model.path!r} path; "
@@ -72,6 +106,10 @@ class RunSpec:
             (resolve_device if here else parse_device)(self.train.device)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        for line in self.warnings() if warn else ():
+            if line not in _warned:
+                _warned.add(line)
+                print(line, file=sys.stderr)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,7 +119,11 @@ class RunSpec:
                 "plugins": list(self.plugins)}
 
     def to_toml(self) -> str:
+        """The configuration as it is shown (`config`) and logged (config.toml): TOML that
+        --config reads back, the tracking URI's password hidden (harness.connections.shown).
+        to_dict keeps the URI as given, for the checkpoint that --resume reopens it from."""
         data = self.to_dict()
+        data["track"]["tracking_uri"] = shown(data["track"]["tracking_uri"])
         data = {k: v for k, v in data.items() if v != []}
         return tomli_w.dumps(data)
 
@@ -95,7 +137,7 @@ class RunSpec:
                 for f in fields:
                     data[section].pop(f)
         data.pop("plugins")
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return config_fingerprint(data)
 
     @property
     def run_name(self) -> str:
@@ -160,8 +202,7 @@ def apply_sets(values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set expects section.field=value, got {item!r}")
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section {section!r} in --set {item}; sections: {', '.join(SECTIONS)}")
+        check_known([section], SECTIONS, "unknown section {name!r} in --set {item}; sections: {valid}", item=item)
         merged.setdefault(section, {})[name] = value.strip()
     return merged
 
@@ -174,9 +215,8 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         raise ConfigError(f"plugins: expected a list of module names, got {plugins!r}")
     plugins = tuple(dict.fromkeys(plugins))
     import_plugins(plugins)  # a config file or a checkpoint names the plug-ins its cell or task needs
+    check_known(values, SECTIONS, "unknown section [{name}]; sections: {valid}")
     for section, content in values.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"unknown section [{section}]; sections: {', '.join(SECTIONS)}")
         if not isinstance(content, dict):
             raise ConfigError(f"[{section}] must be a table of key = value pairs")
     model = ModelConfig.from_mapping(values.get("model", {}))
@@ -187,16 +227,14 @@ def build_spec(values: dict[str, Any]) -> RunSpec:
         task_cls = tasks.get(task_name)
     except RegistryError as err:
         raise ConfigError(str(err)) from None
+    train_values = dict(values.get("train", {}))
+    if task_cls.dataset:  # trained by epochs: train.steps caps the run only when given
+        train_values.setdefault("steps", 0)
     return RunSpec(
         model=model,
         cell=cell_cls.Options.from_mapping(values.get("cell", {})),
         task_name=task_name,
         task=task_cls.Options.from_mapping(task_values),
-        train=TrainConfig.from_mapping(values.get("train", {})),
+        train=TrainConfig.from_mapping(train_values),
         track=TrackConfig.from_mapping(values.get("track", {})),
         plugins=plugins)
-
-
-def spec_from_dict(data: dict[str, Any]) -> RunSpec:
-    """Rebuild a spec from `RunSpec.to_dict()` output (checkpoints, logged configs)."""
-    return build_spec(data)

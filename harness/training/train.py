@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from harness.training import checkpoint
-
-from harness.training import probes, progress as shown
+from harness.training import checkpoint, numerics, probes, progress as shown
 from harness.device import resolve_device
 from harness.training.evaluation import criterion_of, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
@@ -126,6 +124,8 @@ class Trainer:
         self.spec, self.tracker, self.report, self.progress = spec, tracker, report, progress
         self.cfg, self.track = spec.train, spec.track
         self.device = resolve_device(self.cfg.device)
+        numerics.apply_determinism(self.cfg.deterministic)
+        self.autocast = lambda: numerics.autocast(self.cfg.precision, self.device)
         self.task = spec.build_task()
         torch.manual_seed(self.cfg.seed)
         options = resolve_cell_options(spec.cell_class, spec.cell, self.task)
@@ -134,7 +134,7 @@ class Trainer:
         self.model.rnn.resolve_path(spec.model.path)  # an unknown path fails before anything is logged
         self.optimizer = make_optimizer(self.cfg, self.model.parameters())
         per_epoch = self.task.steps_per_epoch(self.cfg.batch_size)
-        self.total = self.cfg.steps if per_epoch is None else self.cfg.epochs * per_epoch
+        self.total = spec.total_steps(per_epoch)  # a dataset run: its epochs, capped by train.steps when set
         self.eval_every = self.cfg.eval_every or (per_epoch or max(1, self.total // 10))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.total))
         self.step = 0
@@ -186,7 +186,8 @@ class Trainer:
         self.tracker.log_metrics(profile.summary(self.track.probe_threshold), self.step)
 
     def validate(self) -> dict[str, float]:
-        metrics = evaluate(self.model, self.task, "val", self.cfg.seed, self.device)
+        with self.autocast():
+            metrics = evaluate(self.model, self.task, "val", self.cfg.seed, self.device)
         logged = {f"val_{k}": v for k, v in metrics.items()}
         if self.track.gate_stats:
             with torch.no_grad():
@@ -231,13 +232,14 @@ class Trainer:
                 batch = task.train_batch(self.step, cfg.batch_size, seed=cfg.seed, device=self.device)
                 if task.stateful and task.starts_stream(self.step, cfg.batch_size):
                     self.carry = None
-                logits, state = model(batch, state=self.carry if task.stateful else None)
+                with self.autocast():  # train.precision; the backward runs outside it
+                    logits, state = model(batch, state=self.carry if task.stateful else None)
+                    loss = task.loss(logits, batch)
+                    reg = model.regularizer(state)
+                    objective = loss if reg is None else loss + reg
                 if task.stateful:  # truncated BPTT: the next chunk starts here, without a gradient path back
                     self.carry = tuple(s.detach() for s in state)
                 self.train_path = model.path
-                loss = task.loss(logits, batch)
-                reg = model.regularizer(state)
-                objective = loss if reg is None else loss + reg
                 self.optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip if cfg.clip > 0 else math.inf)
@@ -304,7 +306,7 @@ class Trainer:
         final_val = dict(self.last_val)
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
-        with shown.phase(self.progress, shown.name(self.spec), "test set"):
+        with self.autocast(), shown.phase(self.progress, shown.name(self.spec), "test set"):
             test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]

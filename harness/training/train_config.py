@@ -16,8 +16,10 @@ class TrainConfig(Options):
     section: ClassVar[str] = "train"
     seed: int = option(0, "seeds the weights, dropout and the data streams")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    steps: int = option(1500, "optimizer steps for generated tasks", min=1)
-    epochs: int = option(10, "epochs for dataset tasks (imdb)", min=1)
+    steps: int = option(1500, "optimizer steps: the run's length on generated tasks; on dataset tasks (imdb, "
+                        "imdb_lm: trained for train.epochs) a cap, off unless given (0 = no cap)", min=0)
+    epochs: int = option(10, "epochs for dataset tasks (imdb, imdb_lm); train.steps, when given, stops the run "
+                         "earlier", min=1)
     batch_size: int = option(64, "sequences per step", min=1)
     lr: float = option(1e-3, "learning rate", min=0.0)
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = option("adam", "optimizer")
@@ -34,5 +36,9 @@ class TrainConfig(Options):
                                     "success criterion (train until solved; steps_to_solve is recorded)")
     log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
     checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
+    precision: Literal["fp32", "bf16"] = option("fp32", "bf16: forward and loss under bfloat16 autocast (CPU and "
+                                                "CUDA), weights and optimizer in float32 (harness/training/numerics.py)")
+    deterministic: bool = option(False, "torch.use_deterministic_algorithms and cuDNN/cuBLAS determinism (slower "
+                                 "on CUDA; an op without a deterministic kernel then raises)")
     threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/training/threads.py); the count used "
                           "is recorded as the run's `threads` tag", min=0)

@@ -1,0 +1,39 @@
+"""Worker -> device assignment (`reproduce --jobs K --devices ...`, `sweep --workers K --devices ...`):
+a pure function, so it is tested here without a GPU."""
+from __future__ import annotations
+
+import pytest
+
+from harness.device import assign_devices, parse_devices
+
+
+def test_four_workers_on_two_devices_alternate():
+    assert assign_devices(4, parse_devices("0,1", available=2)) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+
+
+def test_more_workers_than_devices_share_them_round_robin():
+    workers = assign_devices(5, parse_devices("", available=2))
+    assert workers == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]
+    assert {d: workers.count(d) for d in set(workers)} == {"cuda:0": 3, "cuda:1": 2}
+
+
+def test_the_listed_devices_only_in_their_order():
+    assert assign_devices(3, parse_devices("3,1", available=4)) == ["cuda:3", "cuda:1", "cuda:3"]
+
+
+def test_without_cuda_or_on_request_of_the_cpu_every_worker_keeps_the_device_asked_for():
+    assert assign_devices(3, parse_devices(None, available=0)) == ["auto"] * 3
+    assert assign_devices(2, [0, 1], requested="cpu") == ["cpu", "cpu"]
+
+
+@pytest.mark.parametrize("text, says", [("0,x", "indices such as"), ("1,1", "distinct"), ("-1", "distinct"),
+                                        ("2", "has 2 CUDA device"), (",", "distinct")])
+def test_bad_device_lists_are_refused_naming_the_option(text, says):
+    with pytest.raises(ValueError, match=says) as err:
+        parse_devices(text, available=2)
+    assert "--devices" in str(err.value)
+
+
+def test_at_least_one_worker():
+    with pytest.raises(ValueError):
+        assign_devices(0, [0])
