@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-from harness.training import checkpoint, numerics, probes, progress as shown
+from harness.training import checkpoint, numerics, probes, progress as live
 from harness.device import resolve_device
 from harness.training.evaluation import criterion_of, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
@@ -223,7 +223,7 @@ class Trainer:
         cfg, task, model = self.cfg, self.task, self.model
         window = {"loss": torch.zeros((), device=self.device), "reg": 0.0, "gnorm": torch.zeros((), device=self.device),
                   "steps": 0, "t0": time.perf_counter()}
-        bar = shown.bar(self.progress, total=self.total, initial=self.step, desc=shown.name(self.spec))
+        bar = live.bar(self.progress, total=self.total, initial=self.step, desc=live.name(self.spec))
         model.train()
         try:
             while self.step < self.total:
@@ -306,7 +306,7 @@ class Trainer:
         final_val = dict(self.last_val)
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
-        with self.autocast(), shown.phase(self.progress, shown.name(self.spec), "test set"):
+        with self.autocast(), live.phase(self.progress, live.name(self.spec), "test set"):
             test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
@@ -324,7 +324,7 @@ class Trainer:
         if self.track.context_probe and hasattr(self.task, "context_problems"):
             from harness.training import context
 
-            with shown.phase(self.progress, shown.name(self.spec), "context probe"):
+            with live.phase(self.progress, live.name(self.spec), "context probe"):
                 found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
                                                           count=self.track.context_problems, seed=self.cfg.seed)
             metrics.update(found)
@@ -333,7 +333,7 @@ class Trainer:
 
 
 def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resume: dict | None = None,
-          progress: shown.Progress = True, parent_run_id: str | None = None, tags: dict | None = None,
+          progress: live.Progress = True, parent_run_id: str | None = None, tags: dict | None = None,
           on_start: Callable[[str | None], None] | None = None) -> RunResult:
     """Train `spec` to the end (or until stopped); the outcome is returned and recorded by
     `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
