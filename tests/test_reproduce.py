@@ -186,6 +186,35 @@ def test_resumed_metrics_equal_an_uninterrupted_jobs_1_run(stopped):
     assert resumed == baseline
 
 
+def test_workers_of_a_sigkilled_command_stop_their_runs_and_exit(tmp_path):
+    """--jobs 1 runs in a worker too; when the command dies without a word (SIGKILL), its worker
+    notices, ends its run killed with a checkpoint, and exits."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (tmp_path / "interruptible_claim.py").write_text(PLUGIN)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **_env(tmp_path, TEST_GATE_DIR=str(gates))}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "reproduce", "interruptible", "--budget", "smoke",
+                             "--plugin", "interruptible_claim"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        while not list(gates.glob("gated-*")):  # the one worker holds lstm seed 1 at step GATE
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            time.sleep(0.05)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        proc.kill()
+        proc.wait(timeout=60)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+    finally:
+        for process in [p for p in workers if p.is_running()] + ([proc] if proc.poll() is None else []):
+            process.kill()
+    assert workers and alive == [], "the worker outlived its command"
+    runs = {r.tags["seed"]: r for r in _records(tmp_path) if r.tags["variant"] == "lstm"}
+    assert runs["0"].outcome == Outcome.FINISHED and runs["1"].outcome == Outcome.KILLED
+    assert (tmp_path / "checkpoints" / runs["1"].run_id / "last.pt").exists()
+
+
 def test_a_tracked_run_under_a_pipe_prints_progress_lines_before_it_ends(tmp_path):
     done = run_cli("run", "--variant", "lstm", "--set", "train.steps=20", "--set", "train.eval_every=10",
                    "--set", "task.val_size=64", "--set", "task.test_size=64", "--tracking-uri",

@@ -6,9 +6,10 @@ open, SIGINT and SIGTERM to the command stop it:
 
 - no call starts after a signal (nor after a call whose result `stop_on` flags, e.g. a run
   that ended killed);
-- each worker with a call in flight gets SIGINT, which train() turns into a checkpoint and
-  the outcome `killed` (outside a training loop a worker ignores SIGINT: a run in its final
-  evaluation completes); Ctrl-C on a terminal reaches the workers directly as well;
+- each worker with a call in flight gets SIGINT, every RESEND_SECONDS until the call returns;
+  train() turns it into a checkpoint and the outcome `killed`. Outside a training loop a
+  worker ignores SIGINT: a run in its final evaluation completes, a run being set up is
+  stopped by the next SIGINT once its loop runs. Ctrl-C on a terminal reaches the workers too;
 - a worker still busy GRACE_SECONDS after the signal is terminated (SIGTERM, then SIGKILL),
   and its run, if it had started one and it reached no outcome, is tagged killed: the next
   reproduce resumes it from its last checkpoint, or runs it again when it has none;
@@ -33,6 +34,7 @@ from typing import Any, Callable
 
 GRACE_SECONDS = 7.0  # a stopped run's time to save its checkpoint and end killed
 KILL_SECONDS = 1.5  # after SIGTERM, before SIGKILL
+RESEND_SECONDS = 1.0  # SIGINT to busy workers this often until they return
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -92,7 +94,7 @@ class Pool:
         here once the other calls in flight have stopped."""
         pending = collections.deque(enumerate(calls))
         busy: dict[_Worker, int] = {}
-        results, error, halt, deadline, forced = [], None, False, None, False
+        results, error, halt, deadline, forced, nudged = [], None, False, None, False, 0.0
         while pending or busy:
             while pending and not (halt or self.stopped) and len(busy) < self.jobs:
                 worker = next((w for w in self.workers if w not in busy and w.alive), None) or self._start()
@@ -104,6 +106,8 @@ class Pool:
                 break
             if (self.stopped or error is not None) and deadline is None:
                 deadline = time.monotonic() + GRACE_SECONDS
+            if deadline is not None and not forced and time.monotonic() - nudged >= RESEND_SECONDS:
+                nudged = time.monotonic()  # again and again: a worker setting up a run ignored the last one
                 for worker in busy:
                     worker.interrupt()
             for worker in _ready(list(busy), 0.2):
@@ -228,11 +232,15 @@ _channel: dict = {}  # the worker's connection to the pool, and the lock its thr
 
 
 def notify(kind: str, data: Any) -> bool:
-    """Send an event of the running call to the pool; False outside a worker (nothing sent)."""
+    """Send an event of the running call to the pool; False outside a worker, or when the pool
+    is gone (nothing sent: the run goes on, and the parent watch stops it)."""
     if not _channel:
         return False
     with _channel["lock"]:
-        _channel["conn"].send(("event", kind, data))
+        try:
+            _channel["conn"].send(("event", kind, data))
+        except (OSError, ValueError):
+            return False
     return True
 
 

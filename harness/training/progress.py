@@ -60,8 +60,11 @@ def name(spec) -> str:
 
 
 def to_stderr(line: str) -> None:
-    sys.stderr.write(line + "\n")  # one write: lines of several processes do not interleave
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")  # one write: lines of several processes do not interleave
+        sys.stderr.flush()
+    except (OSError, ValueError):  # nobody reads stderr any more: a status line never stops a run
+        pass
 
 
 def _sink(progress: Progress) -> Callable[[str], None] | None:
