@@ -47,7 +47,7 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     import torch
 
     from harness.claims import get
-    from harness.reproduce.pool import notify
+    from harness.reproduce.worker import notify
     from harness.training import checkpoint
     from harness.training.progress import to_stderr
     from harness.training.train import train

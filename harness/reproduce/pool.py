@@ -14,8 +14,8 @@ open, SIGINT and SIGTERM to the command stop it:
   and its run, if it had started one and it reached no outcome, is tagged killed: the next
   reproduce resumes it from its last checkpoint, or runs it again when it has none;
 - a second signal terminates the workers at once.
-A worker whose parent is gone (the command was SIGKILLed) interrupts its own run the same
-way and exits, so no worker outlives the command by more than GRACE_SECONDS.
+A worker whose command is gone (SIGKILLed) interrupts its own run the same way and exits
+(harness/reproduce/worker.py).
 """
 from __future__ import annotations
 
@@ -23,19 +23,16 @@ import collections
 import dataclasses
 import multiprocessing
 import os
-import pickle
 import signal
-import sys
 import threading
 import time
-import traceback
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
-GRACE_SECONDS = 7.0  # a stopped run's time to save its checkpoint and end killed
+from harness.reproduce.worker import GRACE_SECONDS, SIGNALS, main as worker_main
+
 KILL_SECONDS = 1.5  # after SIGTERM, before SIGKILL
 RESEND_SECONDS = 1.0  # SIGINT to busy workers this often until they return
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,7 +157,7 @@ class Pool:
 class _Worker:
     def __init__(self, context, threads: int, plugins: tuple[str, ...]):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_main, args=(child, threads, plugins, os.getpid()),
+        self.process = context.Process(target=worker_main, args=(child, threads, plugins, os.getpid()),
                                        name="reproduce-worker", daemon=True)
         self.process.start()
         child.close()
@@ -225,81 +222,3 @@ def _mark(lost: Lost) -> None:
     if record is not None and record.outcome.value == "running":
         key = "stop_reason" if lost.outcome == "killed" else "failure_reason"
         set_run_state(run["uri"], run["run_id"], lost.outcome, {key: lost.reason})
-
-
-# -- in the worker process --------------------------------------------------------------------
-_channel: dict = {}  # the worker's connection to the pool, and the lock its threads share
-
-
-def notify(kind: str, data: Any) -> bool:
-    """Send an event of the running call to the pool; False outside a worker, or when the pool
-    is gone (nothing sent: the run goes on, and the parent watch stops it)."""
-    if not _channel:
-        return False
-    with _channel["lock"]:
-        try:
-            _channel["conn"].send(("event", kind, data))
-        except (OSError, ValueError):
-            return False
-    return True
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGINT)  # the command is gone: its run saves a checkpoint and ends killed
-    time.sleep(GRACE_SECONDS)
-    os._exit(1)
-
-
-def _main(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
-    code = 0
-    try:
-        _serve(conn, threads, plugins, parent)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:  # every run has ended (its tracker flushed): skip the interpreter's slow teardown
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _serve(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # train() catches it while training; else the pool decides
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    from tqdm import tqdm
-
-    tqdm.set_lock(threading.RLock())  # not tqdm's default process lock, a semaphore os._exit would leak
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    from harness.registry import import_plugins
-
-    import_plugins(list(plugins))  # the command's --plugin modules: their claims, cells and tasks
-    _channel.update(conn=conn, lock=threading.Lock())
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        index, call = task
-        text = ""
-        try:
-            reply = ("done", index, call.fn(*call.args))
-        except BaseException as err:  # sent to the command, which raises it
-            text = traceback.format_exc()
-            err.add_note(f"in the reproduce worker:\n{text}")
-            reply = ("error", index, err)
-        with _channel["lock"]:
-            try:
-                try:
-                    conn.send(reply)
-                except (pickle.PicklingError, TypeError, AttributeError):  # an exception pickle cannot carry
-                    conn.send(("error", index, RuntimeError(text or traceback.format_exc())))
-            except (OSError, ValueError):
-                return

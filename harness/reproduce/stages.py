@@ -20,7 +20,8 @@ from harness.claims import Claim, Planned, Tuning
 from harness.device import resolve_device
 from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, run_one, spec_for
-from harness.reproduce.pool import Call, Lost, Pool, notify
+from harness.reproduce.pool import Call, Lost, Pool
+from harness.reproduce.worker import notify
 from harness.reproduce.progress import Board, execute, interrupted
 from harness.tracking import Outcome, local_dir, open_runs, open_tracker
 
