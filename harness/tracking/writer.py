@@ -1,7 +1,11 @@
 """Writing to MLflow: `MLflowTracker` logs through a background thread that coalesces metrics,
 params and tags into `log_batch` calls, so logging never stalls the training loop (one
 `log_metric` on SQLite costs ~22 ms; a batch of 1,000 ~0.3 s). Nothing is written before the
-first run starts (or `prepare()` is called): opening a tracker leaves no store behind."""
+first run starts (or `prepare()` is called): opening a tracker leaves no store behind.
+
+A resumed run writes each (metric, step) once: what the store already holds for the run when
+it is resumed (values logged after its last checkpoint, before the process died) is not
+logged again. The trainer flushes before every checkpoint, so nothing before it is missing."""
 from __future__ import annotations
 
 import contextlib
@@ -35,6 +39,7 @@ class MLflowTracker(Tracker):
         self._error: BaseException | None = None
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()  # set by flush(): write now instead of waiting to coalesce
+        self._stored: dict[str, set[int]] = {}  # a resumed run's (metric -> steps) already in the store
 
     @property
     def client(self):
@@ -54,6 +59,7 @@ class MLflowTracker(Tracker):
 
     def start(self, *, run_name, tags, resume_run_id=None, parent_run_id=None):
         if resume_run_id:
+            self._stored = stored_steps(self.client, resume_run_id)
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
             self.client.set_tag(resume_run_id, "resumed", "true")
@@ -69,7 +75,9 @@ class MLflowTracker(Tracker):
     # Metrics, params and tags are queued and written in coalesced batches by the worker.
     def log_metrics(self, metrics, step):
         now = int(time.time() * 1000)
-        self._queue.put(("metrics", [(k, float(v), now, step) for k, v in metrics.items()]))
+        rows = [(k, float(v), now, step) for k, v in metrics.items() if step not in self._stored.get(k, ())]
+        if rows:
+            self._queue.put(("metrics", rows))
 
     def log_params(self, params):
         self._queue.put(("params", [(k, _short(v)) for k, v in params.items()]))
@@ -154,6 +162,12 @@ def client_for(uri: str):
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
     return client
+
+
+def stored_steps(client, run_id: str) -> dict[str, set[int]]:
+    """{metric: the steps the store holds values of} for one run (its full histories)."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: {m.step for m in client.get_metric_history(run_id, key)} for key in keys}
 
 
 def _short(value: Any) -> str:

@@ -157,6 +157,9 @@ class Trainer:
         self.carry = None if payload.get("carry") is None else tuple(payload["carry"])
 
     def save(self, path) -> None:
+        """Write the checkpoint after what was logged up to now is in the store (a resumed run
+        continues from here; a kill right after must not lose the values queued before it)."""
+        self.tracker.flush()
         checkpoint.save(path, self.state())
 
     # -- pieces of a step --------------------------------------------------------------------
