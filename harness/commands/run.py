@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from harness.training import checkpoint
+from harness.training import checkpoint, memory
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import spec_from_dict
@@ -84,6 +84,7 @@ def main(args) -> int:
     else:
         spec, resume = resolve_spec(args), None
     spec.validate()
+    memory.check(spec)  # sizes that cannot fit, before anything is allocated
     tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
     result = train(spec, tracker, resume=resume, progress=not args.quiet and sys.stderr.isatty())
     print(summary(result, spec, tracker))

@@ -36,7 +36,7 @@ SECTIONS = ("model", "cell", "task", "train", "track")
 DEFAULT_TASK = "recall"
 # Sections that describe where and how a run is recorded, not what is trained: they do not
 # change the result, so they are left out of the fingerprint that identifies a result.
-UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every")}
+UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every", "memory_check")}
 
 
 @dataclasses.dataclass(frozen=True)

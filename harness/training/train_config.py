@@ -34,5 +34,7 @@ class TrainConfig(Options):
                                     "success criterion (train until solved; steps_to_solve is recorded)")
     log_every: int = option(10, "steps between training-loss logs (and divergence checks)", min=1)
     checkpoint_every: int = option(0, "steps between checkpoints (0 = at every evaluation)", min=0)
+    memory_check: bool = option(True, "refuse a run whose estimated memory (harness/training/memory.py) exceeds "
+                                "what the device has free; false if the estimate is wrong")
     threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/training/threads.py); the count used "
                           "is recorded as the run's `threads` tag", min=0)
