@@ -151,3 +151,18 @@ def test_the_memory_estimate_and_its_override():
     with pytest.raises(ConfigError, match=r"this run needs about \d.* TB of memory \(model.hidden_size=1000000"):
         memory.check(huge)
     assert memory.check(build_spec({"model": {"hidden_size": 10**6}, "train": {"memory_check": False}})) is None
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--experiment", "x" * 501], "the experiment name 'xxxxxxxxxxxxxxxxxxxx'... has 501 characters; MLflow takes at most 500"),
+    (["--set", "track.run_name=" + "r" * 251], "has 251 characters; MLflow takes at most 250"),
+    (["--experiment", "bad\udcff"], "track.experiment: 'bad\\xff' is not UTF-8 text"),
+    (["--set", "track.run_name=r\udcfe"], "track.run_name: 'r\\xfe' is not UTF-8 text"),
+    (["--set", "track.checkpoint_dir=ck\udcff"], "track.checkpoint_dir: 'ck\\xff' is not UTF-8"),
+], ids=["long experiment", "long run name", "experiment bytes", "run name bytes", "path bytes"])
+def test_text_the_store_refuses_is_one_line_before_anything_exists(tmp_path, args, message):
+    """Before: 40- to 106-line MLflow tracebacks, after the store (and a checkpoint folder) existed."""
+    start = time.monotonic()
+    result = run_cli("run", *TINY, "--set", "train.steps=2", *args, cwd=tmp_path)
+    _one_line_exit_2(result, start, message)
+    assert list(tmp_path.iterdir()) == [], "no store, no checkpoint folder"

@@ -15,11 +15,13 @@ import argparse
 import json
 import sys
 
+from harness.config import flatten
 from harness.training import checkpoint, memory
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import spec_from_dict
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
+from harness.tracking.writer import check_text
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
 LEGEND = ("gradient_horizon: steps back until ||dL/dh_t|| falls below track.probe_threshold x its value at "
@@ -84,6 +86,8 @@ def main(args) -> int:
     else:
         spec, resume = resolve_spec(args), None
     spec.validate()
+    if spec.track.enabled:  # text the store would refuse, before the store or any folder exists
+        check_text(flatten("", spec.to_dict()), experiment=spec.experiment, run_name=spec.run_name)
     memory.check(spec)  # sizes that cannot fit, before anything is allocated
     tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
     result = train(spec, tracker, resume=resume, progress=not args.quiet and sys.stderr.isatty())

@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
 from harness.tracking.store import local_dir, resolve_uri, scheme
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
+EXPERIMENT_NAME, RUN_NAME = 500, 250  # characters: MLflow's experiment-name limit, its runs table's name column
 
 
 class MLflowTracker(Tracker):
@@ -162,6 +164,34 @@ def client_for(uri: str):
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
     return client
+
+
+def check_text(fields: dict[str, Any], *, experiment: str, run_name: str) -> None:
+    """ConfigError (one line naming the field) for text the store would refuse, before anything
+    is created: a string that is not UTF-8 (MLflow stores UTF-8; a command-line byte that is not
+    reaches Python as a surrogate escape), an experiment name over EXPERIMENT_NAME characters or
+    a run name over RUN_NAME. `fields`: the flattened config ({'track.experiment': ...})."""
+    for key, value in fields.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{key}: '{_escaped(value)}' is not UTF-8 text, which the MLflow store "
+                                  "needs; give it in UTF-8") from None
+    for what, text, limit, option in (("experiment name", experiment, EXPERIMENT_NAME, "--experiment NAME"),
+                                      ("run name", run_name, RUN_NAME, "--set track.run_name=NAME")):
+        if len(text) > limit:
+            raise ConfigError(f"the {what} {text[:20]!r}... has {len(text)} characters; MLflow takes at most "
+                              f"{limit}: give a shorter one ({option})")
+
+
+def _escaped(text: str) -> str:
+    """`text` in ASCII, the bytes a surrogate escape stands for shown as \\xNN."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("ascii", "backslashreplace")
 
 
 def stored_steps(client, run_id: str) -> dict[str, set[int]]:
