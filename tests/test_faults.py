@@ -166,3 +166,69 @@ def test_text_the_store_refuses_is_one_line_before_anything_exists(tmp_path, arg
     result = run_cli("run", *TINY, "--set", "train.steps=2", *args, cwd=tmp_path)
     _one_line_exit_2(result, start, message)
     assert list(tmp_path.iterdir()) == [], "no store, no checkpoint folder"
+
+
+@pytest.fixture
+def read_only():
+    """Make folders read-only in a way that stops root too (an immutable folder: chattr +i);
+    other users get permission bits. Undone at teardown."""
+    import os
+    import shutil
+
+    done = []
+
+    def make(folder: Path):
+        if os.geteuid() == 0:
+            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)], check=False).returncode:
+                pytest.skip("running as root and chattr +i is not available here")
+        else:
+            folder.chmod(0o555)
+        done.append(folder)
+
+    yield make
+    for folder in done:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("place", ["store folder", "artifact folder"])
+def test_a_read_only_place_is_one_line_and_no_run_is_left_running(tmp_path, read_only, place):
+    """Before: a 213-line traceback (store folder) and a 43-line one with a run left RUNNING
+    forever (artifact folder). Now one line before the run exists."""
+    store = tmp_path / "store" / "mlflow.db"
+    first = run_cli("run", *TINY, "--set", "train.steps=2", "--tracking-uri", store, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    uri = f"sqlite:///{store}"
+    read_only(store.parent if place == "store folder" else store.parent / "mlartifacts")
+    start = time.monotonic()
+    result = run_cli("run", *TINY, "--set", "train.steps=2", "--set", f"track.checkpoint_dir={tmp_path / 'ck'}",
+                     "--tracking-uri", store, cwd=tmp_path)
+    _one_line_exit_2(result, start, {"store folder": f"cannot write beside {store}, where SQLite keeps its journal",
+                                     "artifact folder": "cannot write the run's artifacts"}[place])
+    assert [r.info.status for r in _runs(uri)] == ["FINISHED"], "no new run, none RUNNING"
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_failure_after_the_run_exists_ends_it_as_crashed(tmp_path, read_only):
+    """When a place turns read-only after the run was created (here: the artifact folder, in the
+    run's on_start callback), the failure ends the run FAILED (outcome crashed), never RUNNING."""
+    from helpers import tiny_spec
+    from mlflow import MlflowClient
+
+    from harness.tracking import open_tracker
+    from harness.training.train import train
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = open_tracker(uri, "faults")
+
+    def lock_artifacts(run_id):
+        folder = tmp_path / "mlartifacts" / run_id
+        folder.mkdir(parents=True)
+        read_only(folder)
+
+    with pytest.raises(OSError):
+        train(tiny_spec(), tracker, progress=False, on_start=lock_artifacts)
+    run = MlflowClient(uri).get_run(tracker.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["outcome"] == "crashed"

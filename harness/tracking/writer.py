@@ -18,7 +18,7 @@ from typing import Any
 from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri, scheme
+from harness.tracking.store import StoreError, local_dir, resolve_uri, scheme, shown, unwritable
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -61,6 +61,7 @@ class MLflowTracker(Tracker):
 
     def start(self, *, run_name, tags, resume_run_id=None, parent_run_id=None):
         if resume_run_id:
+            self._check_artifacts(self.client.get_run(resume_run_id).info.artifact_uri)
             self._stored = stored_steps(self.client, resume_run_id)
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
@@ -69,10 +70,23 @@ class MLflowTracker(Tracker):
             tags = dict(tags)
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
+            self._check_artifacts(self.client.get_experiment(self.prepare()).artifact_location)
             self.run_id = self.client.create_run(self.prepare(), run_name=run_name, tags=tags).info.run_id
         self._worker = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._worker.start()
         return self.run_id
+
+    def _check_artifacts(self, location: str | None) -> None:
+        """StoreError, before the run is created or reopened, when its artifacts would go to a
+        local folder that takes no file (checked as store.unwritable does)."""
+        if not location or not location.startswith("file:"):
+            return
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        problem = unwritable(Path(url2pathname(urlparse(location).path)))
+        if problem:
+            raise StoreError(f"tracking store {shown(self.uri)}: cannot write the run's artifacts: {problem}")
 
     # Metrics, params and tags are queued and written in coalesced batches by the worker.
     def log_metrics(self, metrics, step):
