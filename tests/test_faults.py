@@ -153,6 +153,43 @@ def test_the_memory_estimate_and_its_override():
     assert memory.check(build_spec({"model": {"hidden_size": 10**6}, "train": {"memory_check": False}})) is None
 
 
+def test_a_damaged_checkpoint_on_resume_is_one_line_naming_the_file(tmp_path):
+    """Before: a 25-line traceback from torch's zip reader."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = _kill_after(["run", *ARGS, "--tracking-uri", uri], tmp_path / "checkpoints", EVAL)
+    path = tmp_path / "checkpoints" / run_id / "last.pt"
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    start = time.monotonic()
+    result = run_cli("run", "--resume", run_id, "--tracking-uri", uri, cwd=tmp_path)
+    _one_line_exit_2(result, start, f"checkpoint {path} is damaged (")
+    assert result.stderr.strip().endswith("start a new run without --resume")
+    torch.save({"step": 3}, path)  # readable, but not what a checkpoint holds
+    result = run_cli("run", "--resume", run_id, "--tracking-uri", uri, cwd=tmp_path)
+    _one_line_exit_2(result, time.monotonic(), f"checkpoint {path} is not a complete checkpoint (no 'config')")
+
+
+def test_resume_of_a_finished_run_is_refused_and_the_ui_line_survives_spaces(tmp_path):
+    """Before: --resume of a finished run exited 0 and logged its final metrics a second time;
+    and the printed `mlflow ui` line split a store path with spaces into two arguments."""
+    import shlex
+
+    from mlflow import MlflowClient
+
+    store = tmp_path / "my runs" / "mlflow.db"
+    done = run_cli("run", *TINY, "--set", "train.steps=20", "--tracking-uri", store, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = _json(done)
+    line = next(x for x in done.stdout.splitlines() if x.strip().startswith("mlflow ui"))
+    words = shlex.split(line)
+    assert words[words.index("--backend-store-uri") + 1] == info["tracking_uri"] == f"sqlite:///{store}"
+    start = time.monotonic()
+    result = run_cli("run", "--resume", info["run_id"], "--tracking-uri", store, cwd=tmp_path)
+    _one_line_exit_2(result, start, f"run {info['run_id']} already ended (finished); --resume continues only")
+    client = MlflowClient(info["tracking_uri"])
+    assert len(client.get_metric_history(info["run_id"], "test_accuracy")) == 1
+    assert client.get_run(info["run_id"]).info.status == "FINISHED"
+
+
 @pytest.mark.parametrize("args,message", [
     (["--experiment", "x" * 501], "the experiment name 'xxxxxxxxxxxxxxxxxxxx'... has 501 characters; MLflow takes at most 500"),
     (["--set", "track.run_name=" + "r" * 251], "has 251 characters; MLflow takes at most 250"),

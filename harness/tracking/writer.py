@@ -18,7 +18,7 @@ from typing import Any
 from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import StoreError, local_dir, resolve_uri, scheme, shown, unwritable
+from harness.tracking.store import SQL, StoreError, local_dir, resolve_uri, scheme, shown, sqlite_path, unwritable
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -206,6 +206,51 @@ def _escaped(text: str) -> str:
     except UnicodeEncodeError:  # a surrogate that stands for no byte
         raw = text.encode("utf-8", "backslashreplace")
     return raw.decode("ascii", "backslashreplace")
+
+
+def run_outcome(uri: str, run_id: str) -> Outcome | None:
+    """How run `run_id` ended in the store at `uri` (its `outcome` tag, else its MLflow status;
+    RUNNING when neither says it ended), or None when the store has no such (undeleted) run. A
+    local store that does not exist yet is not created. A database store is asked directly
+    (MLflow's `runs` and `tags` tables): importing MLflow's client costs seconds, and this is
+    asked before a refusal that must come within seconds."""
+    uri = resolve_uri(uri)
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        return None
+    if scheme(uri) in ("sqlite", *SQL):
+        status, tag = _sql_run_state(uri, run_id)
+    else:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = client_for(uri).get_run(run_id)
+        except MlflowException:
+            return None
+        status = run.info.status if run.info.lifecycle_stage != "deleted" else None
+        tag = run.data.tags.get("outcome")
+    return None if status is None else Outcome(tag or status)
+
+
+def _sql_run_state(uri: str, run_id: str) -> tuple[str | None, str | None]:
+    """(MLflow status, outcome tag) of an undeleted run in a database store; (None, None) when
+    the run (or MLflow's tables) is not there."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT status FROM runs WHERE run_uuid = :id AND lifecycle_stage "
+                                          "= 'active'"), {"id": run_id}).first()
+            tag = connection.execute(text("SELECT value FROM tags WHERE run_uuid = :id AND key = 'outcome'"),
+                                     {"id": run_id}).scalar()
+    except DBAPIError:  # no MLflow tables: a database that holds no runs
+        return None, None
+    finally:
+        engine.dispose()
+    return (row[0] if row else None), tag
 
 
 def stored_steps(client, run_id: str) -> dict[str, set[int]]:
