@@ -1,9 +1,10 @@
 """IMDB Large Movie Review Dataset (Maas et al. 2011): find, verify, extract, encode, cache.
 
 Data directory: `data_dir`, else $HARNESS_DATA_DIR, else user_cache_dir("rnn-harness")/data.
-The archive is `source`, else one of ARCHIVE_NAMES there, downloaded only when both are absent;
-only the two published checksums are accepted. A data directory nobody may write (CI points
-it at the read-only shared copy) is only read: extraction and cache go to the user cache.
+The archive is `source`, else one of ARCHIVE_NAMES there (or in the cache directory), downloaded
+only when both are absent; only the two published checksums are accepted. Input data is only
+read: the extracted reviews and the encoded tensors go to the cache directory ($HARNESS_CACHE_DIR,
+else user_cache_dir("rnn-harness")/data), never beside the archive, writable or not.
 
 Tokeniser (TOKENIZER_VERSION 1): lower-case, `<br />` (any spelling) -> space, then words =
 runs of Unicode letters/digits joined by single inner apostrophes: "Don't" -> don't,
@@ -89,6 +90,11 @@ def tokenize(text: str) -> list[str]:
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_cache_dir("rnn-harness")) / "data"
+
+
+def cache_dir() -> Path:
+    """Where extractions and encoded tensors go: $HARNESS_CACHE_DIR, else the per-user cache."""
+    return Path(os.environ.get("HARNESS_CACHE_DIR") or default_data_dir()).expanduser()
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -259,34 +265,33 @@ def _load_cache(path: Path, fp: str) -> dict | None:
     return payload if isinstance(payload, dict) and payload.get("fingerprint") == fp else None
 
 
-def locate(source=None, data_dir=None, sha256: str | None = None) -> tuple[Path, list[Path], Path]:
-    """(archive, the directories to read from, the one to write to): `source`, else an archive in
-    the data directory, else a download into it. DataError when none can be had."""
-    home = resolve_data_dir(data_dir)
-    work = home if writable(home) else default_data_dir()
-    if not writable(work):
-        raise DataError(f"neither {home} nor {work} is writable; set HARNESS_DATA_DIR to a writable directory")
-    places = list(dict.fromkeys([home, work]))  # read from both, write only to `work`
+def locate(source=None, data_dir=None, sha256: str | None = None) -> tuple[Path, Path]:
+    """(archive, the cache directory): `source`, else an archive in the data directory or the
+    cache, else a download (into the data directory when it takes files, else the cache).
+    Nothing else is ever written into the data directory. DataError when no archive can be had
+    or the cache directory is not writable."""
+    home, cache = resolve_data_dir(data_dir), cache_dir()
+    if not writable(cache):
+        raise DataError(f"the cache directory {cache} is not writable; set HARNESS_CACHE_DIR to a writable directory")
     if source:
         archive = Path(source).expanduser()
         if not archive.is_file():
             raise DataError(f"IMDB archive {archive} does not exist; check {HINTS[_hints][0]}")
     else:
-        found = [d / n for d in places for n in ARCHIVE_NAMES if (d / n).is_file()]
-        archive = found[0] if found else download(work, sha256)
-    return archive, places, work
+        found = [d / n for d in dict.fromkeys([home, cache]) for n in ARCHIVE_NAMES if (d / n).is_file()]
+        archive = found[0] if found else download(home if writable(home) else cache, sha256)
+    return archive, cache
 
 
-def extracted(archive: Path, digest: str, places: list[Path], work: Path, labels=("pos", "neg")) -> Path:
-    """The archive's reviews of these labels, extracted once (beside the data, kept for reuse)."""
-    folder = f"aclImdb-{digest[:16]}" + ("" if labels == ("pos", "neg") else "-" + "-".join(labels))
-    return next((d / folder for d in places if (d / folder).is_dir()), None) or \
-        safe_extract(archive, work / folder, labels)
+def extracted(archive: Path, digest: str, cache: Path, labels=("pos", "neg")) -> Path:
+    """The archive's reviews of these labels, extracted once into the cache (kept for reuse)."""
+    folder = cache / (f"aclImdb-{digest[:16]}" + ("" if labels == ("pos", "neg") else "-" + "-".join(labels)))
+    return folder if folder.is_dir() else safe_extract(archive, folder, labels)
 
 
 def save_cache(payload: dict, work: Path, name: str) -> Path:
     """Write a cache file atomically (a reader never sees half of one)."""
-    work.mkdir(parents=True, exist_ok=True)  # the reviews may have come from a read-only home
+    work.mkdir(parents=True, exist_ok=True)
     cache, tmp = work / name, work / f".{name}.{os.getpid()}.tmp"
     torch.save(payload, tmp)
     os.replace(tmp, cache)
@@ -301,18 +306,17 @@ def prepare(source=None, data_dir=None, *, vocab_size: int = 10000, length: int 
     if {padding, truncating} - {"pre", "post"} or vocab_size < 3 or length < 1:
         raise DataError(f"need padding and truncating pre|post, vocab_size >= 3, length >= 1; got "
                         f"{padding!r}, {truncating!r}, {vocab_size}, {length}")
-    archive, places, work = locate(source, data_dir, sha256)
+    archive, work = locate(source, data_dir, sha256)
     digest = verify(archive, sha256)
     fp = fingerprint(digest, vocab_size, length, padding, truncating)
     name = f"imdb-{vocab_size}-{length}-{padding}-{truncating}-{fp}.pt"
     done = lambda p, path, cached: Encoded(**{k: p[k] for k in _FIELDS}, archive=archive,  # noqa: E731
                                            cache_path=path, from_cache=cached, seconds=time.perf_counter() - start)
-    for place in places:
-        payload = (place / name).is_file() and _load_cache(place / name, fp)
-        if payload:
-            return done(payload, place / name, True)
+    payload = (work / name).is_file() and _load_cache(work / name, fp)
+    if payload:
+        return done(payload, work / name, True)
     tick = time.perf_counter()
-    root = extracted(archive, digest, places, work)  # kept: other options re-encode from it
+    root = extracted(archive, digest, work)  # kept: other options re-encode from it
     payload = _encode_all(root, vocab_size, length, padding, truncating)
     payload["stats"] |= {"extract_seconds": time.perf_counter() - tick - payload["stats"]["encode_seconds"],
                          "sha256": digest, "archive_kind": ACCEPTED_SHA256.get(digest, "test override"),

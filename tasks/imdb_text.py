@@ -5,8 +5,8 @@ ids 2.. are the vocab_size - 2 most frequent words of the 25,000 training review
 other word; 0, the classifier's padding id, is free for the language model's end-of-review
 marker. Every review is kept whole (no cutting to a length). Splits: "train" and "test" (the
 labelled reviews, negative then positive, each by file id, as imdb_data reads them) and, on
-request, "unsup" (the 50,000 unlabelled training reviews). Cached beside the classifier's cache,
-keyed by archive, vocabulary size and tokeniser version.
+request, "unsup" (the 50,000 unlabelled training reviews). Cached in the classifier's cache
+directory (imdb_data.cache_dir), keyed by archive, vocabulary size and tokeniser version.
 """
 from __future__ import annotations
 
@@ -56,19 +56,18 @@ def prepare_text(source=None, data_dir=None, *, vocab_size: int = 10000, sha256:
     """The reviews as token streams, from the cache when this archive and vocabulary were seen.
     Raises imdb_data.DataError for a missing, wrong or unsafe archive (one line)."""
     start = time.perf_counter()
-    archive, places, work = imdb_data.locate(source, data_dir, sha256)
+    archive, work = imdb_data.locate(source, data_dir, sha256)
     digest = imdb_data.verify(archive, sha256)
     key = json.dumps(["text", digest, vocab_size, unlabelled, TOKENIZER_VERSION, FORMAT_VERSION])
     fp = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
     name = f"imdb-text-{vocab_size}{'-unsup' if unlabelled else ''}-{fp}.pt"
-    for place in places:
-        payload = (place / name).is_file() and imdb_data._load_cache(place / name, fp)
-        if payload:
-            return Text(payload["vocab"], payload["ids"], payload["offsets"], payload["stats"], place / name, True)
-    root = imdb_data.extracted(archive, digest, places, work)
+    payload = (work / name).is_file() and imdb_data._load_cache(work / name, fp)
+    if payload:
+        return Text(payload["vocab"], payload["ids"], payload["offsets"], payload["stats"], work / name, True)
+    root = imdb_data.extracted(archive, digest, work)
     tokens = {split: [tokenize(t) for t in imdb_data._read_split(root, split)[0]] for split in imdb_data.SPLITS}
     if unlabelled:
-        unsup = imdb_data.extracted(archive, digest, places, work, labels=("unsup",))
+        unsup = imdb_data.extracted(archive, digest, work, labels=("unsup",))
         tokens["unsup"] = [tokenize(t) for t in _read_unsup(unsup)]
     vocab = build_vocab(tokens["train"], vocab_size)
     index = {word: i for i, word in enumerate(vocab)}

@@ -122,7 +122,7 @@ def test_second_prepare_loads_the_cache(archive, tmp_path):
     assert second.vocab == first.vocab and second.stats == first.stats
     other = prep(archive, data, length=20)
     assert other.cache_path != first.cache_path and not other.from_cache
-    assert len(list(data.glob("imdb-*.pt"))) == 2
+    assert len(list(imdb_data.cache_dir().glob("imdb-*.pt"))) == 2 and not data.exists()
     first.cache_path.write_bytes(b"not a torch file")  # a damaged cache is rebuilt, not trusted
     again = prep(archive, data)
     assert not again.from_cache and torch.equal(again.train_x, first.train_x)
@@ -179,6 +179,28 @@ def test_read_only_data_dir_is_only_read(archive, tmp_path, monkeypatch):
     assert leftovers(ro) == ["aclImdb_v1_reassembled.tar.gz"]
     assert enc.cache_path.parent == tmp_path / "usercache" / "rnn-harness" / "data"
     assert again.from_cache and again.cache_path == enc.cache_path
+
+
+def test_a_writable_data_dir_is_only_read_too(archive, tmp_path, monkeypatch):
+    """The folder that holds the archive is input: extraction and caches go to the cache
+    directory ($HARNESS_CACHE_DIR here), never beside the archive, even where it could write."""
+    from tasks import imdb_text
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(archive[0], data / "aclImdb_v1_reassembled.tar.gz")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    enc = prepare(None, data, sha256=archive[1])
+    text = imdb_text.prepare_text(None, data, sha256=archive[1], unlabelled=True)
+    assert leftovers(data) == ["aclImdb_v1_reassembled.tar.gz"]
+    assert enc.cache_path.parent == text.cache_path.parent == tmp_path / "cache"
+    assert any(p.name.startswith("aclImdb-") for p in (tmp_path / "cache").iterdir()), "the extraction"
+
+
+def test_an_unwritable_cache_directory_is_one_clear_line(archive, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", "/proc/nope")
+    with pytest.raises(DataError, match="the cache directory /proc/nope is not writable; set HARNESS_CACHE_DIR"):
+        prep(archive, tmp_path / "data")
 
 
 def test_missing_archive_offline_is_one_clear_line(tmp_path, monkeypatch):

@@ -13,8 +13,9 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", choices=["imdb"], help="dataset to prepare")
     parser.add_argument("--source", metavar="PATH", help="the archive (aclImdb_v1.tar.gz or the reassembled copy)")
-    parser.add_argument("--data-dir", metavar="DIR", help="where the archive and cache live "
-                        "(default: $HARNESS_DATA_DIR, else the per-user cache directory)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the archive is (default: $HARNESS_DATA_DIR, "
+                        "else the per-user cache directory); only read: the extraction and the encoded "
+                        "tensors go to $HARNESS_CACHE_DIR, else the per-user cache directory")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="OPTION=VALUE",
                         help="a task option that changes the encoding (vocab_size, length, padding, truncating)")
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from harness.training import checkpoint
+from harness.config import flatten
+from harness.training import checkpoint, memory
 from harness.connections import shown
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import build_spec
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
+from harness.tracking.writer import check_text, run_outcome
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
 LEGEND = ("gradient_horizon: steps back until ||dL/dh_t|| falls below track.probe_threshold x its value at "
@@ -47,10 +49,24 @@ def load_resume(args) -> tuple:
     path = checkpoint_root("", local_dir(args.tracking_uri or "")) / args.resume / checkpoint.FILE
     if not path.exists():
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
-    payload = checkpoint.load(path)
+    payload = checkpoint.load(path)  # DamagedCheckpoint: one line naming the file
     payload["run_id"] = args.resume
     spec = build_spec(payload["config"])  # RunSpec.to_dict() output
     return spec, payload
+
+
+def refuse_ended(tracker, run_id: str) -> None:
+    """UsageError unless run `run_id` in the tracker's store can be continued: it must exist and
+    not have ended with a result or a prune (resuming one would log its final metrics twice)."""
+    if not tracker.uri:  # tracking off: nothing records how the run ended
+        return
+    outcome = run_outcome(tracker.uri, run_id)
+    if outcome is None:
+        raise UsageError(f"run {run_id} is not in the tracking store {shown(tracker.uri)}; "
+                         "give the --tracking-uri it was logged to")
+    if outcome in (Outcome.FINISHED, Outcome.DIVERGED, Outcome.PRUNED):
+        raise UsageError(f"run {run_id} already ended ({outcome.value}); --resume continues only an "
+                         "interrupted run (killed, crashed, or left running by a lost process)")
 
 
 def summary(result, spec, tracker) -> str:
@@ -88,7 +104,12 @@ def main(args) -> int:
     else:
         spec, resume = resolve_spec(args), None
     spec.validate()
+    if spec.track.enabled:  # text the store would refuse, before the store or any folder exists
+        check_text(flatten("", spec.to_dict()), experiment=spec.experiment, run_name=spec.run_name)
+    memory.check(spec)  # sizes that cannot fit, before anything is allocated
     tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
+    if resume is not None:
+        refuse_ended(tracker, args.resume)
     result = train(spec, tracker, resume=resume, progress=not args.quiet)
     print(summary(result, spec, tracker))
     if args.json:

@@ -11,6 +11,7 @@ tags under their own names: see harness.tracking.runs), metric histories and art
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,5 +72,5 @@ def ui_command(uri: str) -> str:
     """How to look at the store's runs in a browser (the password hidden: it is printed)."""
     if store.scheme(uri) in ("http", "https"):
         return f"open {shown(uri)} in a browser"
-    return f"mlflow ui --backend-store-uri {shown(uri)} --host 127.0.0.1 --port 5000"
+    return f"mlflow ui --backend-store-uri {shlex.quote(shown(uri))} --host 127.0.0.1 --port 5000"  # pasted into a shell
 

@@ -9,6 +9,7 @@ reader of $HARNESS_STORE_TIMEOUT), and touches nothing it would leave behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -73,7 +74,7 @@ def check(uri: str, experiment: str = "") -> None:
     seconds = timeout_seconds()
     try:
         if kind == "sqlite":
-            _check_sqlite(uri)
+            _check_sqlite(uri, experiment)
         elif kind in SQL:
             _bounded(lambda: _check_sql(uri, seconds), seconds)
         elif kind in ("http", "https"):
@@ -116,7 +117,7 @@ def _bounded(probe, seconds: int) -> None:
         raise box["error"]
 
 
-def _check_sqlite(uri: str) -> None:
+def _check_sqlite(uri: str, experiment: str = "") -> None:
     try:
         path = sqlite_path(uri)
     except Exception as err:
@@ -133,18 +134,54 @@ def _check_sqlite(uri: str) -> None:
             raise _Cause(f"cannot open {path} for writing ({err.strerror or _line(err)})") from None
         if head and head != b"SQLite format 3\x00":
             raise _Cause(f"{path} is not an SQLite database")
-        return
-    # MLflow creates missing directories: the nearest existing one must take a new file.
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise _Cause(f"cannot create {path}: {parent} is not a directory")
+        problem = unwritable(path.parent)  # SQLite writes its journal file beside the database
+        if problem:
+            raise _Cause(f"cannot write beside {path}, where SQLite keeps its journal: {problem}")
+    else:  # MLflow creates missing directories: the nearest existing one must take a new file.
+        problem = unwritable(path.parent)
+        if problem:
+            raise _Cause(f"cannot create {path}: {problem}")
+    folder = artifact_folder(path, experiment)
+    problem = folder and unwritable(folder)
+    if problem:
+        raise _Cause(f"cannot write the run's artifacts: {problem}")
+
+
+def artifact_folder(database: Path, experiment: str) -> Path | None:
+    """The local folder a new run of `experiment` in the SQLite store `database` keeps its
+    artifacts under: the experiment's artifact location when it exists (read from MLflow's
+    `experiments` table, the file opened read-only), else the folder the harness gives a new
+    experiment (mlartifacts beside the store); None for a location that is not a local folder."""
+    import sqlite3
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    location = (database.parent / "mlartifacts").as_uri()
+    if experiment and database.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+                row = db.execute("SELECT artifact_location FROM experiments WHERE name = ?", (experiment,)).fetchone()
+        except sqlite3.Error:  # no MLflow tables yet: the experiment will be new
+            row = None
+        location = row[0] if row and row[0] else location
+    return Path(url2pathname(urlparse(location).path)) if location.startswith("file:") else None
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why no new file can be made in `folder` (or in the nearest existing folder above it, where
+    it would be created), or None when one can. Tried with a temporary file, removed at once:
+    permission bits do not stop root, but a read-only mount or an immutable folder does."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
     try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".harness-probe-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-probe-"):
             pass
     except OSError as err:
-        raise _Cause(f"cannot create {path}: {parent} is not writable ({err.strerror or _line(err)})") from None
+        return f"{folder} is not writable ({err.strerror or _line(err)})"
+    return None
 
 
 def _check_sql(uri: str, seconds: int) -> None:

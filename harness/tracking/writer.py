@@ -1,7 +1,11 @@
 """Writing to MLflow: `MLflowTracker` logs through a background thread that coalesces metrics,
 params and tags into `log_batch` calls, so logging never stalls the training loop (one
 `log_metric` on SQLite costs ~22 ms; a batch of 1,000 ~0.3 s). Nothing is written before the
-first run starts (or `prepare()` is called): opening a tracker leaves no store behind."""
+first run starts (or `prepare()` is called): opening a tracker leaves no store behind.
+
+A resumed run writes each (metric, step) once: what the store already holds for the run when
+it is resumed (values logged after its last checkpoint, before the process died) is not
+logged again. The trainer flushes before every checkpoint, so nothing before it is missing."""
 from __future__ import annotations
 
 import contextlib
@@ -11,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri, scheme
+from harness.tracking.store import SQL, StoreError, local_dir, resolve_uri, scheme, shown, sqlite_path, unwritable
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
+EXPERIMENT_NAME, RUN_NAME = 500, 250  # characters: MLflow's experiment-name limit, its runs table's name column
 
 
 class MLflowTracker(Tracker):
@@ -35,6 +41,7 @@ class MLflowTracker(Tracker):
         self._error: BaseException | None = None
         self._worker: threading.Thread | None = None
         self._wake = threading.Event()  # set by flush(): write now instead of waiting to coalesce
+        self._stored: dict[str, set[int]] = {}  # a resumed run's (metric -> steps) already in the store
 
     @property
     def client(self):
@@ -54,6 +61,8 @@ class MLflowTracker(Tracker):
 
     def start(self, *, run_name, tags, resume_run_id=None, parent_run_id=None):
         if resume_run_id:
+            self._check_artifacts(self.client.get_run(resume_run_id).info.artifact_uri)
+            self._stored = stored_steps(self.client, resume_run_id)
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
             self.client.set_tag(resume_run_id, "resumed", "true")
@@ -61,15 +70,30 @@ class MLflowTracker(Tracker):
             tags = dict(tags)
             if parent_run_id:
                 tags["mlflow.parentRunId"] = parent_run_id
+            self._check_artifacts(self.client.get_experiment(self.prepare()).artifact_location)
             self.run_id = self.client.create_run(self.prepare(), run_name=run_name, tags=tags).info.run_id
         self._worker = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._worker.start()
         return self.run_id
 
+    def _check_artifacts(self, location: str | None) -> None:
+        """StoreError, before the run is created or reopened, when its artifacts would go to a
+        local folder that takes no file (checked as store.unwritable does)."""
+        if not location or not location.startswith("file:"):
+            return
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        problem = unwritable(Path(url2pathname(urlparse(location).path)))
+        if problem:
+            raise StoreError(f"tracking store {shown(self.uri)}: cannot write the run's artifacts: {problem}")
+
     # Metrics, params and tags are queued and written in coalesced batches by the worker.
     def log_metrics(self, metrics, step):
         now = int(time.time() * 1000)
-        self._queue.put(("metrics", [(k, float(v), now, step) for k, v in metrics.items()]))
+        rows = [(k, float(v), now, step) for k, v in metrics.items() if step not in self._stored.get(k, ())]
+        if rows:
+            self._queue.put(("metrics", rows))
 
     def log_params(self, params):
         self._queue.put(("params", [(k, _short(v)) for k, v in params.items()]))
@@ -154,6 +178,85 @@ def client_for(uri: str):
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
     return client
+
+
+def check_text(fields: dict[str, Any], *, experiment: str, run_name: str) -> None:
+    """ConfigError (one line naming the field) for text the store would refuse, before anything
+    is created: a string that is not UTF-8 (MLflow stores UTF-8; a command-line byte that is not
+    reaches Python as a surrogate escape), an experiment name over EXPERIMENT_NAME characters or
+    a run name over RUN_NAME. `fields`: the flattened config ({'track.experiment': ...})."""
+    for key, value in fields.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(f"{key}: '{_escaped(value)}' is not UTF-8 text, which the MLflow store "
+                                  "needs; give it in UTF-8") from None
+    for what, text, limit, option in (("experiment name", experiment, EXPERIMENT_NAME, "--experiment NAME"),
+                                      ("run name", run_name, RUN_NAME, "--set track.run_name=NAME")):
+        if len(text) > limit:
+            raise ConfigError(f"the {what} {text[:20]!r}... has {len(text)} characters; MLflow takes at most "
+                              f"{limit}: give a shorter one ({option})")
+
+
+def _escaped(text: str) -> str:
+    """`text` in ASCII, the bytes a surrogate escape stands for shown as \\xNN."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("ascii", "backslashreplace")
+
+
+def run_outcome(uri: str, run_id: str) -> Outcome | None:
+    """How run `run_id` ended in the store at `uri` (its `outcome` tag, else its MLflow status;
+    RUNNING when neither says it ended), or None when the store has no such (undeleted) run. A
+    local store that does not exist yet is not created. A database store is asked directly
+    (MLflow's `runs` and `tags` tables): importing MLflow's client costs seconds, and this is
+    asked before a refusal that must come within seconds."""
+    uri = resolve_uri(uri)
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        return None
+    if scheme(uri) in ("sqlite", *SQL):
+        status, tag = _sql_run_state(uri, run_id)
+    else:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = client_for(uri).get_run(run_id)
+        except MlflowException:
+            return None
+        status = run.info.status if run.info.lifecycle_stage != "deleted" else None
+        tag = run.data.tags.get("outcome")
+    return None if status is None else Outcome(tag or status)
+
+
+def _sql_run_state(uri: str, run_id: str) -> tuple[str | None, str | None]:
+    """(MLflow status, outcome tag) of an undeleted run in a database store; (None, None) when
+    the run (or MLflow's tables) is not there."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(uri, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT status FROM runs WHERE run_uuid = :id AND lifecycle_stage "
+                                          "= 'active'"), {"id": run_id}).first()
+            tag = connection.execute(text("SELECT value FROM tags WHERE run_uuid = :id AND key = 'outcome'"),
+                                     {"id": run_id}).scalar()
+    except DBAPIError:  # no MLflow tables: a database that holds no runs
+        return None, None
+    finally:
+        engine.dispose()
+    return (row[0] if row else None), tag
+
+
+def stored_steps(client, run_id: str) -> dict[str, set[int]]:
+    """{metric: the steps the store holds values of} for one run (its full histories)."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: {m.step for m in client.get_metric_history(run_id, key)} for key in keys}
 
 
 def _short(value: Any) -> str:

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
+from harness.errors import UsageError
+
 FILE = "last.pt"
+KEYS = ("config", "step", "model", "optimizer", "scheduler", "rng")  # what every checkpoint holds
+
+
+class DamagedCheckpoint(UsageError):
+    """A checkpoint file that cannot be read back (truncated, overwritten, not a checkpoint)."""
 
 
 def checkpoint_root(checkpoint_dir: str, store_dir: Path | None) -> Path:
@@ -49,4 +56,16 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint at `path`; DamagedCheckpoint (one line naming the file) when it cannot be
+    read or lacks what a checkpoint holds."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  (torch raises RuntimeError, EOFError, UnpicklingError, ...)
+        cause = " ".join(str(err).split()).split(". ")[0][:160] or type(err).__name__
+        raise DamagedCheckpoint(f"checkpoint {path} is damaged ({cause}); the run cannot continue from it: "
+                                "start a new run without --resume") from None
+    missing = [key for key in KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise DamagedCheckpoint(f"checkpoint {path} is not a complete checkpoint (no {missing[0]!r}); the run "
+                                "cannot continue from it: start a new run without --resume")
+    return payload

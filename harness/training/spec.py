@@ -38,9 +38,7 @@ SECTIONS = ("model", "cell", "task", "train", "track")
 DEFAULT_TASK = "recall"
 # Sections that describe where and how a run is recorded, not what is trained: they do not
 # change the result, so they are left out of the fingerprint that identifies a result.
-UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every")}
-# The train.steps a dataset run recorded by default before train.steps could cap one (it had no
-# effect there): an uncapped dataset run hashes with it, so such results stay reusable (fingerprint).
+UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every", "memory_check")}
 _warned: set[str] = set()  # warnings already printed by this process (RunSpec.validate)
 
 

@@ -172,6 +172,9 @@ class Trainer:
         self.carry = None if payload.get("carry") is None else tuple(payload["carry"])
 
     def save(self, path) -> None:
+        """Write the checkpoint after what was logged up to now is in the store (a resumed run
+        continues from here; a kill right after must not lose the values queued before it)."""
+        self.tracker.flush()
         checkpoint.save(path, self.state())
 
     # -- pieces of a step --------------------------------------------------------------------
@@ -342,7 +345,7 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     from harness.training import artifacts
     from harness.training import threads
     from harness.training.checkpoint import checkpoint_root
-    from harness.outdirs import make_dirs
+    from harness.outdirs import make_dirs, remove_empty
     from harness.tracking import local_dir
 
     tracker = tracker or Tracker()
@@ -359,16 +362,21 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     run_tags = {**spec.tags(trainer.device), "threads": str(used_threads), **(tags or {})}
     # Checkpoints go beside a local store: the tracker's, else the one the spec names.
     store_dir = tracker.local_dir or local_dir(spec.track.tracking_uri)
-    make_dirs((checkpoint_root(spec.track.checkpoint_dir, store_dir), "track.checkpoint_dir"))  # before the run
-    run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
-                           resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
+    root = checkpoint_root(spec.track.checkpoint_dir, store_dir)
+    created = make_dirs((root, "track.checkpoint_dir"))  # before the run
+    try:  # a store that refuses the run (e.g. an unwritable artifact folder) leaves no new folder either
+        run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
+                               resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
+    except BaseException:
+        remove_empty(created)
+        raise
     ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
-    if on_start is not None:
-        on_start(run_id)
-    if resume is None:
-        artifacts.log_start(tracker, spec, trainer.model)
     outcome, reason, metrics = Outcome.FINISHED, "", {}
-    try:
+    try:  # from here on the run exists: whatever fails ends it as crashed, never left RUNNING
+        if on_start is not None:
+            on_start(run_id)
+        if resume is None:
+            artifacts.log_start(tracker, spec, trainer.model)
         with interruptible() as flag:
             stopped = trainer.loop(flag, ckpt_path)
         if stopped.interrupted:

@@ -40,5 +40,7 @@ class TrainConfig(Options):
                                                 "CUDA), weights and optimizer in float32 (harness/training/numerics.py)")
     deterministic: bool = option(False, "torch.use_deterministic_algorithms and cuDNN/cuBLAS determinism (slower "
                                  "on CUDA; an op without a deterministic kernel then raises)")
+    memory_check: bool = option(True, "refuse a run whose estimated memory (harness/training/memory.py) exceeds "
+                                "what the device has free; false if the estimate is wrong")
     threads: int = option(0, "CPU threads for torch (0 = automatic, see harness/training/threads.py); the count used "
                           "is recorded as the run's `threads` tag", min=0)
