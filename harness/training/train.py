@@ -340,8 +340,7 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
           on_start: Callable[[str | None], None] | None = None) -> RunResult:
     """Train `spec` to the end (or until stopped); the outcome is returned and recorded by
     `tracker` (tag `outcome`; `failure_reason`/`stop_reason` hold the human text). The task's
-    data is prepared before the run is created: a data error leaves no run behind. `progress`:
-    True, False or a callable taking status lines (harness/training/progress.py)."""
+    data is prepared before the run is created: a data error leaves no run behind."""
     from harness.training import artifacts
     from harness.training import threads
     from harness.training.checkpoint import checkpoint_root
