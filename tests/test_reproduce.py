@@ -226,3 +226,14 @@ def test_a_tracked_run_under_a_pipe_prints_progress_lines_before_it_ends(tmp_pat
     assert any(line.startswith("lstm on recall: test set done in ") for line in lines)
     bad = run_cli("run", "--variant", "lstm", cwd=tmp_path, env={"HARNESS_PROGRESS_SECONDS": "soon"})
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "HARNESS_PROGRESS_SECONDS" in bad.stderr
+
+
+@pytest.mark.parametrize("args,env,expected", [
+    (["params", "--json"], {}, "--json goes with --status"),
+    (["params", "--budget", "smoke"], {"HARNESS_PROGRESS_SECONDS": "-1"}, "HARNESS_PROGRESS_SECONDS='-1'"),
+])
+def test_bad_reproduce_input_is_one_line_before_any_run(tmp_path, args, env, expected):
+    done = run_cli("reproduce", *args, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 2 and expected in done.stderr and done.stderr.strip().count("\n") == 0, done.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+

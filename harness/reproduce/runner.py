@@ -7,6 +7,7 @@ stops it, and no run starts after a run that ended killed."""
 from __future__ import annotations
 
 import os
+
 from harness.claims import Claim, Planned
 from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, check_data, measured_fingerprint, run_one, spec_for
@@ -45,8 +46,7 @@ def as_done(planned: Planned, result) -> Done:
 
 
 def _primary(done: Done) -> str:
-    found = next((f" {k} {v:.4g}" for k, v in done.metrics.items() if k.startswith("test_")), "")
-    return found
+    return next((f" {k} {v:.4g}" for k, v in done.metrics.items() if k.startswith("test_")), "")
 
 
 def run_plan(claim: Claim, plan: list[Planned], *, pool: Pool, device: str, uri: str, threads: int,
