@@ -181,6 +181,23 @@ def test_smoke_reproduce_and_report_end_to_end(smoke_results):
     assert (work / "dashboards" / "index.html").exists()
 
 
+def test_status_after_a_smoke_reproduce_has_nothing_left_to_run(smoke_results):
+    """`reproduce all --status` after the smoke reproduce: every grid, tuning study and ladder
+    has its results (ladders count the lags their chains climbed) and nothing is next."""
+    result = run_cli("reproduce", "all", "--budget", "smoke", "--status", "--json", cwd=smoke_results[0])
+    assert result.returncode == 0, result.stderr[-2000:]
+    statuses = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert sorted(s["claim"] for s in statuses) == claims.available()
+    for status in statuses:
+        assert status["parts"], status["claim"]
+        for part in status["parts"]:
+            assert part["killed"] == part["missing"] == 0 and part["next"] == [], (status["claim"], part)
+            assert part["finished"] + part["diverged"] > 0, (status["claim"], part)
+    horizon = {p["label"]: p for s in statuses if s["claim"] == "horizon" for p in s["parts"]}
+    assert horizon["tune-lr"]["kind"] == "tuning" and horizon["tune-lr"]["finished"] == len(claims.get("horizon").cells)
+    assert horizon["main"]["kind"] == "ladder" and horizon["main"]["finished"] >= 2 * len(claims.get("horizon").cells)
+
+
 def test_the_dashboard_renders_in_chromium_with_every_figure(smoke_results):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
