@@ -134,6 +134,28 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
     assert result.metrics == reference.metrics
 
 
+@pytest.mark.parametrize("keep, left", [("resumable", False), ("always", True), ("never", False)])
+def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep, left):
+    spec = tiny_spec("lstm", steps=12, track={"checkpoint_dir": str(tmp_path), "keep_checkpoint": keep})
+    result = train(spec, MemoryTracker(), progress=False)
+    assert result.outcome is Outcome.FINISHED
+    assert (tmp_path / result.run_id / "last.pt").exists() is left
+    assert left or not (tmp_path / result.run_id).exists()  # no empty folder per run either
+
+
+@pytest.mark.parametrize("keep, left", [("resumable", True), ("never", False)])
+def test_a_killed_run_keeps_its_checkpoint_unless_never(tmp_path, keep, left):
+    spec = tiny_spec("lstm", steps=40, track={"checkpoint_dir": str(tmp_path), "keep_checkpoint": keep},
+                     train={"eval_every": 10})
+
+    def interrupt(step, metrics):
+        if step == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    stopped = train(spec, MemoryTracker(), report=interrupt, progress=False)
+    assert stopped.outcome is Outcome.KILLED and (tmp_path / stopped.run_id / "last.pt").exists() is left
+
+
 def test_threads_explicit_or_automatic_and_recorded(tmp_path, monkeypatch):
     from harness.training import threads
 
@@ -233,7 +255,7 @@ def test_keras_recipe_layers_and_optimizer_follow_keras_defaults():
     from harness.claims.imdb import RECIPE
     from harness.training.model import SequenceModel
     from harness.training.spec import build_spec
-    from harness.training.train import make_optimizer
+    from harness.training.optim import make_optimizer
 
     values: dict = {}
     for key, value in RECIPE.items():

@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 import enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Literal, Any, ClassVar
 
 from harness.config import Options, option
 
@@ -29,6 +29,9 @@ class TrackConfig(Options):
     probe_batch: int = option(64, "validation sequences the gradient probe and gate statistics use", min=1)
     log_model: bool = option(False, "also mlflow.pytorch.log_model (slow; fixes the input shape)")
     checkpoint_dir: str = option("", "where checkpoints go; empty = beside the MLflow store")
+    keep_checkpoint: Literal["resumable", "always", "never"] = option(
+        "resumable", "resumable: a run's checkpoint is kept while it can be resumed (killed, crashed) and "
+        "deleted once it reaches a result; always: kept; never: none written (a kill cannot be resumed)")
     context_probe: bool = option(False, "after testing, measure how much context the model uses: its loss with "
                                  "the context beyond d dropped, shuffled or replaced (Khandelwal et al. 2018), "
                                  "for tasks that define context problems (imdb, imdb_lm)")

@@ -55,6 +55,16 @@ def save(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def discard(path: Path) -> None:
+    """Delete a run's checkpoint and its folder (one per run) if nothing else is in it."""
+    for leftover in (path, path.with_suffix(".tmp")):
+        leftover.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:  # not empty (a file of someone else's) or already gone
+        pass
+
+
 def load(path: Path) -> dict[str, Any]:
     """The checkpoint at `path`; DamagedCheckpoint (one line naming the file) when it cannot be
     read or lacks what a checkpoint holds."""

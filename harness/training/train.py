@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from harness.training import checkpoint, numerics, probes, progress as live
+from harness.training.optim import lr_factor, make_optimizer
 from harness.device import resolve_device
 from harness.training.evaluation import criterion_of, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
 from harness.tracking import Outcome, Tracker
-from harness.training.train_config import TrainConfig
 
 # resolve_device and TrainConfig live in leaf modules so that the spec need not import this
 # module (which imports the spec); existing `from harness.training.train import ...` still works.
@@ -75,27 +75,6 @@ class RunResult:
     path: str | None  # the computation path training used (not the probes' explicit path)
     reason: str = ""  # human text: why it stopped, for outcomes other than finished
     threads: int = 0  # torch CPU threads it ran with
-
-
-def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    kinds = {"adam": (torch.optim.Adam, {"eps": config.eps}), "adamw": (torch.optim.AdamW, {"eps": config.eps}),
-             "rmsprop": (torch.optim.RMSprop, {"eps": config.eps, "alpha": config.rmsprop_alpha}),
-             "sgd": (torch.optim.SGD, {})}
-    kind, options = kinds[config.optimizer]
-    return kind(params, lr=config.lr, weight_decay=config.weight_decay, **options)
-
-
-def lr_factor(config: TrainConfig, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
-        if config.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-        if config.schedule == "linear":
-            return max(0.0, 1 - progress)
-        return 1.0
-    return factor
 
 
 @contextmanager
@@ -174,6 +153,8 @@ class Trainer:
     def save(self, path) -> None:
         """Write the checkpoint after what was logged up to now is in the store (a resumed run
         continues from here; a kill right after must not lose the values queued before it)."""
+        if self.track.keep_checkpoint == "never":
+            return
         self.tracker.flush()
         checkpoint.save(path, self.state())
 
@@ -398,6 +379,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     if reason:
         tracker.set_tags({"failure_reason" if outcome == Outcome.DIVERGED else "stop_reason": reason})
     tracker.end(outcome)
+    if outcome.is_result and spec.track.keep_checkpoint == "resumable":
+        checkpoint.discard(ckpt_path)  # a result is never resumed: its checkpoint only took disk
     return RunResult(run_id=run_id, outcome=outcome, metrics=metrics, steps=trainer.step,
                      wall_time_s=time.perf_counter() - started,
                      trainable_params=trainable_parameters(trainer.model), device=str(trainer.device),
