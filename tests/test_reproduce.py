@@ -111,6 +111,7 @@ def stopped(tmp_path_factory):
     for orphan in alive:  # reported by the test below; not left running on the machine
         orphan.kill()
     killed = {r.run_id: r for r in _records(work)}
+    saved = {run_id for run_id in killed if (work / "checkpoints" / run_id / "last.pt").exists()}
     status = _reproduce(work, "--status", "--json")
     resumed = _reproduce(work)
     final_status = _reproduce(work, "--status")
@@ -119,7 +120,7 @@ def stopped(tmp_path_factory):
     baseline = _reproduce(base, "--jobs", "1")
     assert resumed.returncode == 0 and baseline.returncode == 0, resumed.stderr[-2000:] + baseline.stderr[-2000:]
     return dict(work=work, base=base, code=code, stop_seconds=stop_seconds, children=children, alive=alive,
-                killed=killed, status=status, final_status=final_status.stdout,
+                killed=killed, saved=saved, status=status, final_status=final_status.stdout,
                 resumed=resumed, out=(work / "out.txt").read_text(),
                 err=(work / "err.txt").read_text())
 
@@ -135,7 +136,7 @@ def test_sigint_stops_every_worker_and_marks_runs_in_flight_killed(stopped):
         if r.outcome == Outcome.KILLED:
             assert r.tags["seed"] == "1"
             assert r.tags["stop_reason"].startswith(f"SIGINT at step {GATE + 1}")
-            assert (stopped["work"] / "checkpoints" / r.run_id / "last.pt").exists()
+            assert r.run_id in stopped["saved"], "a killed run keeps its checkpoint"
     assert "[start] g: variant=lstm seed=0" in stopped["out"] and "2 finished" in stopped["out"]
     assert "lstm on gated_recall: step 20/60" in stopped["err"], "workers' status lines reach the command's stderr"
 
@@ -173,6 +174,7 @@ def test_a_rerun_resumes_the_killed_runs_in_place_from_their_checkpoints(stopped
             assert after[run_id].tags.get("resumed") == "true"
             steps = runs.history([run_id], "train_loss")["step"].tolist()
             assert sorted(steps) == list(range(10, STEPS + 1, 10)), "steps continue from the checkpoint, none twice"
+            assert not (work / "checkpoints" / run_id / "last.pt").exists(), "a result keeps no checkpoint"
 
 
 def test_resumed_metrics_equal_an_uninterrupted_jobs_1_run(stopped):
