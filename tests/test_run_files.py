@@ -21,8 +21,8 @@ def store(tmp_path):
     ids = []
     for n, (params, metrics, tags, outcome) in enumerate([
         ({"model.variant": "lstm", "train.lr": "0.001", "task.note": "", "model.bidirectional": "True"},
-         {"plus": math.inf, "minus": -math.inf, "nan": math.nan, "acc": 0.1 + 0.2}, {"fingerprint": "0042"},
-         Outcome.FINISHED),
+         {"plus": math.inf, "minus": -math.inf, "nan": math.nan, "acc": 0.1 + 0.2, "pi": math.pi},
+         {"fingerprint": "0042"}, Outcome.FINISHED),
         ({"model.variant": "gru", "train.lr": "None", "task.other": 'a, "quoted"\nline',
           "model.bidirectional": "False"}, {"acc": 1e-300}, {"fingerprint": "abc", "claim_point": ""},
          Outcome.DIVERGED),
@@ -53,11 +53,12 @@ def test_runs_read_back_from_their_file_as_the_same_neutral_table(store):
     records = runs.records("files")
     text = runs_csv(records)
     again = read_runs_csv(text)
-    pd.testing.assert_frame_equal(neutral_table(again), neutral_table(records), check_like=True)  # column order aside
+    exact = {"check_like": True, "check_exact": True}  # column order aside (the file sorts them by name)
+    pd.testing.assert_frame_equal(neutral_table(again), neutral_table(records), **exact)
     table = neutral_table(again).set_index("fingerprint")
     assert table.loc["0042", "plus"] == math.inf and table.loc["0042", "minus"] == -math.inf
     assert math.isnan(table.loc["0042", "nan"]) and table.loc["0042", "acc"] == math.inf  # its last value
-    assert table.loc["abc", "acc"] == 1e-300 and table.loc["abc", "task.other"] == 'a, "quoted"\nline'
+    assert table.loc["0042", "pi"] == math.pi and table.loc["abc", "acc"] == 1e-300 and table.loc["abc", "task.other"] == 'a, "quoted"\nline'
     kept = {r.tags["fingerprint"]: r for r in again}
     assert kept["0042"].params["task.note"] == "" and "task.note" not in kept["abc"].params, "empty is not missing"
     assert kept["abc"].tags["claim_point"] == "" and "claim_point" not in kept["0042"].tags
@@ -85,7 +86,7 @@ def test_histories_and_artifacts_are_answered_from_the_files_as_from_the_store(s
     context = Recording(inputs, runs, tmp_path / "work").context()
     history = context.history(ids, "acc")
     direct = runs.history(ids, "acc")
-    pd.testing.assert_frame_equal(history, direct)
+    pd.testing.assert_frame_equal(history, direct, check_exact=True)
     assert history["value"].tolist() == [0.1 + 0.2, 0.5, math.inf, 1e-300]
     flow = pd.read_csv(context.artifact(ids[0], "gradient_flow.csv"))
     assert flow["grad"].tolist() == [0.25, 1e-08]
@@ -102,9 +103,9 @@ def test_histories_and_artifacts_are_answered_from_the_files_as_from_the_store(s
         "histories.csv", "runs.csv"]
     kept = Inputs.read(folder)
     again = kept.context(tmp_path / "again")
-    pd.testing.assert_frame_equal(again.history(ids, "acc"), history)
-    pd.testing.assert_frame_equal(again.history(ids[1:], "acc"), runs.history(ids[1:], "acc"))
-    pd.testing.assert_frame_equal(pd.read_csv(again.artifact(ids[0], "gradient_flow.csv")), flow)
+    pd.testing.assert_frame_equal(again.history(ids, "acc"), history, check_exact=True)
+    pd.testing.assert_frame_equal(again.history(ids[1:], "acc"), runs.history(ids[1:], "acc"), check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_csv(again.artifact(ids[0], "gradient_flow.csv")), flow, check_exact=True)
     pd.testing.assert_frame_equal(pd.read_csv(again.artifact(ids[0], "empty.csv")), header_only)
     assert again.artifact(ids[0], "note.txt").read_bytes() == binary == b"\x00\xffnot text"
     with pytest.raises(FileNotFoundError):
