@@ -138,9 +138,9 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, inputs: Inputs, o
              *[f"- command: `{c}`" for c in meta["commands"]],
              f"- report: `python -m harness report --claim {claim.name} --budget {meta['budget']}`, "
              f"generated {meta['generated']}",
-             f"- runs: `runs.csv`, one row per run used (fingerprint, configuration, metrics, outcome, "
+             f"- recompute: `runs.csv` holds one row per run used (fingerprint, configuration, metrics, outcome, "
              f"provenance){read}; `python -m harness report --from-results{where} --claim {claim.name}` recomputes "
-             f"this report from this folder with no store", ""]
+             f"this report from this folder, with no store", ""]
     for name in report.tables:
         lines += [f"## Table: {name.replace('_', ' ')}", "", markdown(report.tables[name]), ""]
     for name in figures:
