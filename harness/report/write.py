@@ -112,10 +112,10 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, inputs: Inputs, o
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("*.csv")) + list(out.glob("*.md")) + list(out.glob("*.png")) + list(out.glob("*.svg")):
         old.unlink()  # regenerated outputs only: nothing stale survives a re-run
+    inputs.write(out)  # first: a folder that is recomputed in place keeps its runs whatever fails next
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         (out / f"{name}.md").write_text(markdown(table) + "\n")
-    inputs.write(out)
     figures = {}
     for name, figure in report.figures.items():
         figure.savefig(out / f"{name}.png", dpi=130)
