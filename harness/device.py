@@ -47,6 +47,8 @@ def parse_devices(text: str | None, available: int) -> list[int]:
         raise ValueError(f"--devices {text!r}: expected CUDA device indices such as 0,1,2") from None
     if not indices or len(set(indices)) < len(indices) or min(indices) < 0:
         raise ValueError(f"--devices {text!r}: expected distinct indices >= 0, such as 0,1,2")
+    if available == 0:
+        raise ValueError(f"--devices {text!r}: this machine has no CUDA device")
     missing = [i for i in indices if i >= available]
     if missing:
         raise ValueError(f"--devices {text!r}: this machine has {available} CUDA device(s) "

@@ -37,3 +37,27 @@ def test_bad_device_lists_are_refused_naming_the_option(text, says):
 def test_at_least_one_worker():
     with pytest.raises(ValueError):
         assign_devices(0, [0])
+
+
+def visible_devices() -> str:
+    import os
+
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+
+
+def test_each_pool_worker_sees_the_gpu_of_its_slot():
+    """reproduce --jobs K --devices ...: worker i's CUDA_VISIBLE_DEVICES is its assigned GPU, so its
+    runs' "cuda" is that device (recorded as the cuda_visible_devices tag). Env only: runs on CPU."""
+    from harness.reproduce.pool import Call, Pool
+
+    gpus = tuple(d.split(":")[1] for d in assign_devices(2, [1, 0]))
+    with Pool(2, gpus=gpus) as pool:
+        seen = sorted(result for _, result in pool.run([Call(visible_devices, ())] * 2))
+    assert gpus == ("1", "0") and seen == ["0", "1"]
+
+
+def test_devices_on_a_machine_without_cuda_is_one_line(tmp_path):
+    from helpers import run_cli
+
+    done = run_cli("reproduce", "params", "--budget", "smoke", "--devices", "0,1", cwd=tmp_path)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -194,7 +194,8 @@ class Claim:
 
 @dataclasses.dataclass
 class Context:
-    """What an analysis may ask for beyond the run table (loaded lazily from the store)."""
+    """What an analysis may ask for beyond the run table: metric histories and artifacts (from the
+    store, or from a claim folder's files with report --from-results)."""
 
     tracking_uri: str
     history: Callable[[list[str], str], pd.DataFrame]  # (run_ids, metric) -> run_id, step, value

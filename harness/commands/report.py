@@ -3,12 +3,17 @@
 examples:
   python -m harness report                       # every claim with runs, into results/ and dashboards/
   python -m harness report --claim horizon --budget quick
+  python -m harness report --from-results        # recompute every report from results/<claim>/runs.csv, no store
+  python -m harness report --from-results --claim params --out /tmp/check
   python -m harness report --out /tmp/report     # /tmp/report/<claim>/ and /tmp/report/dashboards/
   python -m harness report --out /tmp/results --dashboards /tmp/dash
   python -m harness report --claim horizon --budget smoke --force   # replace a larger budget's report
 
 Writes results/<claim>/ (CSV and Markdown tables, PNG and SVG figures, README.md with the
-protocol, budget, machine, commit, command and verdict) and dashboards/index.html. Output
+protocol, budget, machine, commit, command and verdict, runs.csv with one row per run it used,
+and the metric histories and artifacts its analysis read) and dashboards/index.html; in the
+store, the report as a run of the claim's experiment (tag kind=report, one per claim and
+budget, replaced when reported again). Output
 goes where you say: with --out DIR and no --dashboards the HTML goes to DIR/dashboards/, so
 nothing outside DIR changes; results/ and dashboards/ are written only when --out is not given.
 
@@ -17,6 +22,11 @@ without --budget each claim is reported at the budget of the report already in i
 (when the store has no runs of that budget, the folder is kept as it is, and a line says so);
 a smaller --budget goes to results/BUDGET/<claim> and results/BUDGET/dashboards (DIR/BUDGET/
 with --out DIR), and a line says where and why.
+
+--from-results [DIR] (default results) reads each claim's runs from DIR/<claim>/runs.csv and
+the files beside it instead of a store, and writes the report again (into DIR unless --out
+is given; HTML as above): the same tables, byte for byte. No store is opened, so no report
+run is logged; a claim folder without runs.csv is left out, with a line saying so.
 """
 from __future__ import annotations
 
@@ -34,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", choices=BUDGETS, help="default: the budget of each claim's report already in "
                         "the results folder, else the largest budget the claim has runs for")
     parser.add_argument("--tracking-uri", default="", metavar="URI")
+    parser.add_argument("--from-results", nargs="?", const="results", metavar="DIR",
+                        help="recompute the reports from DIR/<claim>/runs.csv (default DIR: results), no store")
     parser.add_argument("--out", metavar="DIR", help="where the claim folders go (default: results)")
     parser.add_argument("--dashboards", metavar="DIR", help="where the HTML goes (default: dashboards, or "
                         "DIR/dashboards with --out DIR); '' to skip the HTML")
@@ -62,10 +74,23 @@ def main(args) -> int:
     names = args.claim or claims.available()
     cells = parse_cells(args.variants)
     selected = [claims.get(name, cells) for name in names]
-    out, dashboards = destinations(args.out, args.dashboards)
+    source = None
+    if args.from_results is not None:
+        source = Path(args.from_results)
+        if args.tracking_uri:
+            raise UsageError("--from-results reads no store: drop --tracking-uri")
+        if not source.is_dir():
+            raise UsageError(f"--from-results {source}: no such folder")
+        missing = [n for n in names if args.claim and not (source / n / "runs.csv").is_file()]
+        if missing:
+            raise UsageError(f"--from-results {source}: no {source / missing[0] / 'runs.csv'} (report {missing[0]} "
+                             f"from its store first)")
+    out, dashboards = destinations(args.out or (None if source in (None, Path("results")) else str(source)),
+                                   args.dashboards)
     created = make_dirs((out, "--out"), *([(dashboards, "--dashboards")] if dashboards else []))  # before output
     try:
-        reported = report_all(selected, args.tracking_uri, out, dashboards, args.budget, replace=args.force)
+        reported = report_all(selected, args.tracking_uri, out, dashboards, args.budget, replace=args.force,
+                              source=source)
     except BaseException:
         remove_empty(created)
         raise
@@ -74,6 +99,10 @@ def main(args) -> int:
     for note in reported.notes:
         print(note)
     if not written:
+        if source is not None:
+            at = f" at budget {args.budget}" if args.budget else ""
+            raise UsageError(f"--from-results {source}: no runs of {' '.join(names) if args.claim else 'any claim'}"
+                             f"{at} in a runs.csv there (a report from a store writes it)")
         if reported.notes:  # every claim with runs kept its larger report: nothing to write, nothing wrong
             if args.json:
                 print("{}")

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda")
     parser.add_argument("--tracking-uri", default="", metavar="URI", help="MLflow store (default ./mlflow.db)")
     parser.add_argument("--jobs", type=int, default=1, metavar="K", help="training processes in parallel")
+    parser.add_argument("--devices", metavar="0,1,...", help="CUDA devices for the K jobs, round robin (job i on "
+                        "devices[i mod N]; default every visible GPU; ignored with --device cpu)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE")
     parser.add_argument("--variants", metavar="A,B,...", help="the cells to study instead of the claim's own "
                         "(a claim pins its cells; a new cell joins only when named here)")
@@ -75,6 +77,24 @@ def dry_run(claim, args) -> str:
     return f"{claim.name} ({args.budget}): {len(plan)} runs in static grids{tuned}{staged}"
 
 
+def gpus_for(args) -> tuple[str, ...]:
+    """Each job's CUDA device index (harness.device.assign_devices), or () to leave devices alone
+    (no CUDA, --device cpu). A bad --devices is one line (UsageError)."""
+    from harness.device import assign_devices, parse_devices
+
+    if args.device == "cpu":
+        return ()
+    import torch
+
+    try:
+        devices = parse_devices(args.devices, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not devices:
+        return ()
+    return tuple(d.split(":")[1] for d in assign_devices(args.jobs, devices))
+
+
 def main(args) -> int:
     from harness.reproduce.pool import Pool
     from harness.reproduce.runner import interrupted, reproduce, threads_for
@@ -107,7 +127,7 @@ def main(args) -> int:
         (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs), ("variants", args.variants))
         if value not in (None, "auto", 1))
     failed = 0
-    with Pool(args.jobs, threads=threads_for(args.jobs), plugins=tuple(args.plugin)) as pool:
+    with Pool(args.jobs, threads=threads_for(args.jobs), plugins=tuple(args.plugin), gpus=gpus_for(args)) as pool:
         for claim in selected:
             if args.dry_run:
                 print(dry_run(claim, args))

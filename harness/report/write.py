@@ -1,6 +1,8 @@
 """Turn a claim's runs (the neutral run table of harness.tracking) into files: tables (CSV + Markdown), figures (PNG + SVG) and a
 README that states the protocol, the budget, the machine, the commit, the command and the
-computed verdict; then the HTML dashboard over all claims.
+computed verdict, and the runs it was computed from (harness.report.inputs); then the HTML
+dashboard over all claims. The runs come from a store or from the files of an earlier report
+(harness.report.sources); a report from a store is also logged as a run (harness.report.tracked).
 
 A report never silently replaces one made with a larger budget (BUDGETS: smoke < quick <
 full): see `place`."""
@@ -16,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness.claims import BUDGETS, Claim, ClaimReport, Context
-from harness.tracking import Outcome, open_runs
+from harness.report.inputs import FILES, Inputs
+from harness.report.sources import FolderSource, StoreSource
+from harness.tracking import Outcome, neutral_table
 
 
 @dataclasses.dataclass
@@ -37,30 +41,6 @@ class Placement:
     budget: str | None
     root: Path
     note: str = ""
-
-
-def result_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """From a claim's neutral run table: the runs that reached a result (finished or diverged;
-    a crash or a kill is not one), the newest per configuration fingerprint."""
-    if runs.empty or "claim_budget" not in runs:
-        return pd.DataFrame(columns=["claim_budget"])
-    runs = runs[runs["outcome"].map(lambda o: Outcome(o).is_result)]
-    if "fingerprint" in runs:  # one result per configuration: the newest
-        runs = runs.sort_values("started").drop_duplicates("fingerprint", keep="last")
-    return runs
-
-
-def budgets_of(runs: pd.DataFrame) -> list[str]:
-    """The budgets that result_runs holds runs of, smallest first."""
-    return [b for b in BUDGETS if b in set(runs["claim_budget"])]
-
-
-def select_runs(runs: pd.DataFrame, budget: str | None) -> tuple[pd.DataFrame, str | None]:
-    """result_runs of one budget (default: the largest budget with runs)."""
-    runs = result_runs(runs)
-    present = budgets_of(runs)
-    budget = budget or (present[-1] if present else None)
-    return runs[runs["claim_budget"] == budget].reset_index(drop=True), budget
 
 
 def committed_budget(folder: Path) -> str | None:
@@ -104,15 +84,12 @@ def place(name: str, present: list[str], committed: str | None, asked: str | Non
     return Placement(budget, out)
 
 
-def analyse(claim: Claim, store, table: pd.DataFrame, budget: str, workdir: Path) -> tuple[ClaimReport, dict] | None:
-    """The claim's report and provenance from its runs of `budget` in `table` (None: no such runs)."""
-    runs, budget = select_runs(table, budget)
-    if runs.empty:
-        return None
-    context = Context(store.uri, store.history, lambda run_id, path: store.artifact(run_id, path, workdir / run_id))
+def analyse(claim: Claim, inputs: Inputs, context: Context) -> tuple[ClaimReport, dict]:
+    """The claim's report and provenance from its runs (`inputs.records`, one budget)."""
+    runs = neutral_table(inputs.records)
     report = claim.analyse(runs, context)
     tags = lambda key: sorted({str(v) for v in runs.get(key, pd.Series(dtype=str)).dropna()})  # noqa: E731
-    meta = {"budget": budget, "runs": len(runs), "devices": tags("device"), "hosts": tags("host"),
+    meta = {"budget": tags("claim_budget")[0], "runs": len(runs), "devices": tags("device"), "hosts": tags("host"),
             "machines": tags("machine"),
             "commits": tags("harness_commit"), "commands": tags("claim_command"),
             "first": str(runs["started"].min())[:19], "last": str(runs["ended"].max())[:19],
@@ -125,21 +102,29 @@ def markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g")
 
 
-def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Written:
+def write_claim(claim: Claim, report: ClaimReport, meta: dict, inputs: Inputs, out: Path, root: Path) -> Written:
+    """The report's files into `out` (= root/<claim>), with the inputs it was computed from."""
     import matplotlib.pyplot as plt
 
+    clash = sorted(f"{name}.csv" for name in report.tables if f"{name}.csv" in FILES)
+    if clash:
+        raise ValueError(f"claim {claim.name}: a table may not be named {', '.join(clash)} (the report's inputs)")
     out.mkdir(parents=True, exist_ok=True)
     for old in list(out.glob("*.csv")) + list(out.glob("*.md")) + list(out.glob("*.png")) + list(out.glob("*.svg")):
         old.unlink()  # regenerated outputs only: nothing stale survives a re-run
+    inputs.write(out)  # first: a folder that is recomputed in place keeps its runs whatever fails next
     for name, table in report.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         (out / f"{name}.md").write_text(markdown(table) + "\n")
     figures = {}
     for name, figure in report.figures.items():
         figure.savefig(out / f"{name}.png", dpi=130)
-        figure.savefig(out / f"{name}.svg")
+        with plt.rc_context({"svg.hashsalt": f"{claim.name}-{name}"}):  # the same figure, the same bytes
+            figure.savefig(out / f"{name}.svg", metadata={"Date": None})
         plt.close(figure)
         figures[name] = out / f"{name}.png"
+    read = ", beside it what the analysis read of them" if inputs.histories or inputs.artifacts else ""
+    where = "" if root == Path("results") else f" {root.as_posix()}"
     lines = [f"# {claim.title}", "", f"**Claim.** {claim.statement}", "", f"**Source.** {claim.sources}", "",
              f"## Verdict: {report.verdict}", "", report.verdict_detail, "",
              *[f"- {note}" for note in report.notes], *([""] if report.notes else []),
@@ -152,7 +137,10 @@ def write_claim(claim: Claim, report: ClaimReport, meta: dict, out: Path) -> Wri
              f"- harness commit: {', '.join(meta['commits']) or 'n/a'}",
              *[f"- command: `{c}`" for c in meta["commands"]],
              f"- report: `python -m harness report --claim {claim.name} --budget {meta['budget']}`, "
-             f"generated {meta['generated']}", ""]
+             f"generated {meta['generated']}",
+             f"- recompute: `runs.csv` holds one row per run used (fingerprint, configuration, metrics, outcome, "
+             f"provenance){read}; `python -m harness report --from-results{where} --claim {claim.name}` recomputes "
+             f"this report from this folder, with no store", ""]
     for name in report.tables:
         lines += [f"## Table: {name.replace('_', ' ')}", "", markdown(report.tables[name]), ""]
     for name in figures:
@@ -173,21 +161,24 @@ class Reported:
 
 
 def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None,
-               budget: str | None = None, replace: bool = False) -> Reported:
+               budget: str | None = None, replace: bool = False, source: Path | None = None) -> Reported:
     """Each claim's report into `out`, placed by `place`; the HTML of the reports written into
     `out` goes to `dashboards`, that of reports moved to out/<budget>/ to out/<budget>/dashboards
-    (None: no HTML)."""
-    store = open_runs(uri)
+    (None: no HTML). The runs come from the store at `uri` (each report then also logged as a
+    report run there), or, given `source`, from the claim folders under it (no store)."""
+    runs = StoreSource(uri) if source is None else FolderSource(source)
     groups: dict[Path, list[Written]] = {}
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         for claim in claims:
-            table = store.table(claim.experiment)
-            placed = place(claim.name, budgets_of(result_runs(table)), committed_budget(out / claim.name), budget,
-                           out, replace)
-            found = None if placed.budget is None else analyse(claim, store, table, placed.budget, Path(tmp))
+            placed = place(claim.name, runs.budgets(claim), committed_budget(out / claim.name), budget, out, replace)
+            found = None if placed.budget is None else runs.inputs(claim, placed.budget, Path(tmp) / claim.name)
             if found is not None:
-                groups.setdefault(placed.root, []).append(write_claim(claim, *found, placed.root / claim.name))
+                inputs, context = found
+                written = write_claim(claim, *analyse(claim, inputs, context), inputs, placed.root / claim.name,
+                                      placed.root)
+                runs.reported(claim, written)
+                groups.setdefault(placed.root, []).append(written)
             if placed.note and (found is not None or placed.budget is None):
                 notes.append(placed.note)
     indexes = []
@@ -196,4 +187,4 @@ def report_all(claims: list[Claim], uri: str, out: Path, dashboards: Path | None
 
         for root, written in groups.items():
             indexes.append(write_dashboard(written, dashboards if root == out else root / "dashboards", root))
-    return Reported([w for written in groups.values() for w in written], indexes, notes)
+    return Reported([w for written in groups.values() for w in written], indexes, runs.notes + notes)

@@ -3,10 +3,10 @@ a worker, and the data check that precedes any run. Used by reproduce.py and sta
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import time
 
+from harness.config import fingerprint
 from harness.claims import Claim, Planned
 from harness.training.spec import apply_sets, build_spec
 from harness.tracking import Outcome, open_tracker
@@ -36,7 +36,7 @@ def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: 
 
 
 def measured_fingerprint(planned: Planned) -> str:
-    return hashlib.sha256(json.dumps(planned.values, sort_keys=True).encode()).hexdigest()[:16]
+    return fingerprint(planned.values)
 
 
 def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int,

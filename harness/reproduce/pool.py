@@ -51,8 +51,11 @@ class Lost:
 
 
 class Pool:
-    def __init__(self, jobs: int, *, threads: int = 0, plugins: tuple[str, ...] = ()):
+    def __init__(self, jobs: int, *, threads: int = 0, plugins: tuple[str, ...] = (), gpus: tuple[str, ...] = ()):
+        """`gpus`: the CUDA device index of each worker slot (harness.device.assign_devices), set as
+        the worker's CUDA_VISIBLE_DEVICES so that its runs' "cuda"/"auto" is that GPU; () = no change."""
         self.jobs, self.threads, self.plugins = max(1, jobs), threads, tuple(plugins)
+        self.gpus, self._started = tuple(gpus), 0
         self.workers: list[_Worker] = []
         self.signal: str | None = None  # the name of the signal that stopped the pool
         self._handlers: dict = {}
@@ -146,7 +149,9 @@ class Pool:
         if blocked:  # a signal during the worker's start-up waits until it ignores SIGINT
             old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
-            worker = _Worker(self._context, self.threads, self.plugins)
+            gpu = self.gpus[self._started % len(self.gpus)] if self.gpus else None
+            worker = _Worker(self._context, self.threads, self.plugins, gpu)
+            self._started += 1
         finally:
             if blocked:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -155,9 +160,9 @@ class Pool:
 
 
 class _Worker:
-    def __init__(self, context, threads: int, plugins: tuple[str, ...]):
+    def __init__(self, context, threads: int, plugins: tuple[str, ...], gpu: str | None = None):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker_main, args=(child, threads, plugins, os.getpid()),
+        self.process = context.Process(target=worker_main, args=(child, threads, plugins, os.getpid(), gpu),
                                        name="reproduce-worker", daemon=True)
         self.process.start()
         child.close()

@@ -11,11 +11,11 @@ it stopped. A tuning trial killed mid-run fails; the next reproduce tops its stu
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Callable
 
+from harness.config import fingerprint
 from harness.claims import Claim, Planned, Tuning
 from harness.device import resolve_device
 from harness.reproduce import lookup
@@ -33,10 +33,6 @@ def _tags(claim: Claim, budget: str, label: str, stage: str, point: str) -> dict
             "claim_point": point}
 
 
-def _fingerprint(data: dict) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def journal_path(uri: str) -> Path:
     """The Optuna journal of a claim's tuning studies: beside a local store, else here."""
     return (local_dir(uri) or Path.cwd()) / "optuna-claims.journal"
@@ -52,7 +48,7 @@ def chosen_values(uri: str, claim: Claim, budget: str, tuning: Tuning, cell: str
 
 
 def tuning_fingerprint(claim: Claim, budget: str, tuning: Tuning, cell: str) -> str:
-    return _fingerprint({"claim": claim.name, "budget": budget, "tuning": tuning.label, "cell": cell,
+    return fingerprint({"claim": claim.name, "budget": budget, "tuning": tuning.label, "cell": cell,
                          "values": tuning.values(cell), "space": tuning.space, "trials": tuning.trials,
                          "metric": tuning.metric, "seed": tuning.seed})
 

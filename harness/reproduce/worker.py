@@ -44,8 +44,10 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def main(conn, threads: int, plugins: tuple[str, ...], parent: int) -> None:
+def main(conn, threads: int, plugins: tuple[str, ...], parent: int, gpu: str | None = None) -> None:
     code = 0
+    if gpu is not None:  # before CUDA starts in this process: its "cuda" is that one GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         _serve(conn, threads, plugins, parent)
     except BaseException:

@@ -8,6 +8,7 @@ recorded as its `outcome` tag.
 
 Reading: `open_runs(uri)` gives neutral tables (one row per run, config fields, metrics and
 tags under their own names: see harness.tracking.runs), metric histories and artifacts.
+`runs_csv` / `read_runs_csv` keep runs in a file with no store (harness.tracking.files).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.tracking import store
-from harness.tracking.base import MemoryTracker, Outcome, RunRecord, TrackConfig, Tracker
+from harness.tracking.base import REPORT_KIND, MemoryTracker, Outcome, RunRecord, TrackConfig, Tracker, is_report
+from harness.tracking.files import read_runs_csv, runs_csv
 from harness.connections import shown
 from harness.tracking.store import StoreError, resolve_uri
 from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_state
@@ -24,9 +26,9 @@ from harness.tracking.writer import MLflowTracker, ensure_experiment, set_run_st
 if TYPE_CHECKING:
     from harness.tracking.runs import MLflowRuns
 
-__all__ = ["MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
-           "TrackConfig", "Tracker", "ensure_experiment", "local_dir", "neutral_table", "open_runs",
-           "open_tracker", "resolve_uri", "set_run_state", "ui_command"]
+__all__ = ["REPORT_KIND", "MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
+           "TrackConfig", "Tracker", "ensure_experiment", "is_report", "local_dir", "neutral_table", "open_runs",
+           "open_tracker", "read_runs_csv", "resolve_uri", "runs_csv", "set_run_state", "ui_command"]
 
 
 def __getattr__(name: str):

@@ -70,6 +70,16 @@ class Outcome(enum.StrEnum):
         return self in (Outcome.FINISHED, Outcome.DIVERGED)
 
 
+# A claim's report run (harness.report) carries this tag: it lives in the claim's experiment
+# and is not one of the claim's runs.
+REPORT_KIND = {"kind": "report"}
+
+
+def is_report(tags: dict[str, str]) -> bool:
+    """Whether a run with these tags is a report run (REPORT_KIND)."""
+    return all(tags.get(k) == v for k, v in REPORT_KIND.items())
+
+
 @dataclasses.dataclass
 class RunRecord:
     """One run, store-independent: what a row of the neutral run table is built from."""
@@ -105,6 +115,10 @@ class Tracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
+        """Every file under `directory`, at its relative path (under `artifact_path`)."""
+    def log_table(self, table, artifact_file: str) -> None:
+        """A pandas DataFrame as a table the MLflow UI shows (`artifact_file` ends in .json)."""
     def log_text(self, text: str, artifact_file: str) -> None: ...
     def log_figure(self, figure, artifact_file: str) -> None: ...
     def log_model(self, model) -> None: ...
@@ -135,6 +149,12 @@ class MemoryTracker(Tracker):
     def set_tags(self, tags): self.tags.update(tags)
     def log_artifact(self, path, artifact_path=None):
         self.artifacts[f"{artifact_path}/{Path(path).name}" if artifact_path else Path(path).name] = Path(path).read_bytes()
+    def log_artifacts(self, directory, artifact_path=None):
+        for path in sorted(Path(directory).rglob("*")):
+            if path.is_file():
+                name = path.relative_to(directory).as_posix()
+                self.artifacts[f"{artifact_path}/{name}" if artifact_path else name] = path.read_bytes()
+    def log_table(self, table, artifact_file): self.artifacts[artifact_file] = table.copy()
     def log_text(self, text, artifact_file): self.artifacts[artifact_file] = text
     def log_figure(self, figure, artifact_file): self.artifacts[artifact_file] = figure
 

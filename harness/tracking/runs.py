@@ -149,6 +149,12 @@ class MLflowRuns:
 
         return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(dst), tracking_uri=self.uri))
 
+    def delete(self, run_ids: list[str]) -> None:
+        """Mark these runs deleted (MLflow's lifecycle: gone from searches and the UI; their
+        files stay until `mlflow gc`)."""
+        for run_id in run_ids:
+            self.client.delete_run(run_id)
+
     def find_result(self, experiment: str, fingerprint: str, tags: dict[str, str] | None = None) -> RunRecord | None:
         """The newest run of `experiment` with this config fingerprint (and these tags) that
         reached a result (finished, or diverged: both deterministic), to be reused instead of re-run."""

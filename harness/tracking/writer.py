@@ -105,6 +105,12 @@ class MLflowTracker(Tracker):
     def log_artifact(self, path, artifact_path=None):
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_artifacts(self, directory, artifact_path=None):
+        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
+    def log_table(self, table, artifact_file):
+        self.client.log_table(self.run_id, data=table, artifact_file=artifact_file)
+
     def log_text(self, text, artifact_file):
         self.client.log_text(self.run_id, text, artifact_file)
 

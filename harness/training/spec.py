@@ -148,6 +148,9 @@ class RunSpec:
     def tags(self, device) -> dict[str, str]:
         return {"variant": self.variant, "task": self.task_name, "length": str(self.task.length),
                 "seed": str(self.train.seed), "device": str(device), "host": platform.node(),
+                # the physical GPU behind "cuda:0" when a pool gave this worker one (--devices)
+                **({"cuda_visible_devices": os.environ["CUDA_VISIBLE_DEVICES"]}
+                   if str(device).startswith("cuda") and "CUDA_VISIBLE_DEVICES" in os.environ else {}),
                 "machine": machine_name(device),
                 "fingerprint": self.fingerprint(), "harness_commit": git_commit(),
                 "mlflow.source.name": "python -m harness"}
