@@ -137,16 +137,19 @@ def test_outcomes_are_typed_and_only_results_are_reused(tmp_path):
     runs = open_runs(uri)
     _ended(uri, Outcome.CRASHED)
     _ended(uri, Outcome.KILLED)
-    assert runs.find_result("reuse", "fp") is None, "a crash or a kill is not a result"
+    from harness.reproduce import lookup
+
+    assert lookup.find(runs, "reuse", "fp", {}).action != lookup.REUSE, "a crash or a kill is not a result"
     diverged = _ended(uri, Outcome.DIVERGED)
     _ended(uri, Outcome.PRUNED)
-    assert runs.find_result("reuse", "fp").run_id == diverged
+    found = lookup.find(runs, "reuse", "fp", {})
+    assert found.action == lookup.REUSE and found.record.run_id == diverged
     legacy = MlflowClient(uri).create_run(MlflowClient(uri).get_experiment_by_name("reuse").experiment_id,
                                           tags={"fingerprint": "old"}).info.run_id
     MlflowClient(uri).set_terminated(legacy, "FAILED")  # written before outcomes were tagged
     table = runs.table("reuse").set_index("run_id")
     assert table.loc[legacy, "outcome"] is Outcome.CRASHED and table.loc[diverged, "outcome"] is Outcome.DIVERGED
-    assert runs.find_result("reuse", "old") is None
+    assert lookup.find(runs, "reuse", "old", {}).action != lookup.REUSE
     assert list(runs.table("reuse", {"fingerprint": "old"})["run_id"]) == [legacy]
 
 

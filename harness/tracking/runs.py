@@ -154,11 +154,3 @@ class MLflowRuns:
         files stay until `mlflow gc`)."""
         for run_id in run_ids:
             self.client.delete_run(run_id)
-
-    def find_result(self, experiment: str, fingerprint: str, tags: dict[str, str] | None = None) -> RunRecord | None:
-        """The newest run of `experiment` with this config fingerprint (and these tags) that
-        reached a result (finished, or diverged: both deterministic), to be reused instead of re-run."""
-        records = self.records(experiment, {"fingerprint": fingerprint, **(tags or {})})
-        records.sort(key=lambda r: r.started or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc),
-                     reverse=True)
-        return next((r for r in records if r.outcome.is_result), None)
