@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import local_dir, resolve_uri, scheme
+from harness.tracking.store import connect_per_call, local_dir, resolve_uri, scheme
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -145,14 +145,21 @@ class MLflowTracker(Tracker):
                 return
 
 
+_OPENED: set[str] = set()  # stores this process has opened (their tables exist)
+
+
 def client_for(uri: str):
     """An MlflowClient on `uri`, its store opened (tables created or upgraded) under
-    harness.dblock.opening_lock: processes opening a new store at once would collide."""
+    harness.dblock.opening_lock the first time in this process: processes opening a new store
+    at once would collide. On PostgreSQL it connects per call (store.connect_per_call)."""
     from mlflow import MlflowClient
 
-    with opening_lock(uri) if scheme(uri) in ("sqlite", "postgresql") else contextlib.nullcontext():
+    first = uri not in _OPENED and scheme(uri) in ("sqlite", "postgresql")
+    with opening_lock(uri) if first else contextlib.nullcontext():
+        connect_per_call(uri)
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
+    _OPENED.add(uri)
     return client
 
 
