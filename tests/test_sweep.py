@@ -149,10 +149,11 @@ def _distinct_except_retries(trials):
             assert t.params == by_number[retry_of(t)].params
 
 
-def test_two_sweeps_on_one_journal_then_a_killed_one_resumed_never_repeat_a_draw(tmp_path):
+def test_two_sweeps_on_one_journal_one_killed_the_other_runs_its_lost_trial_again(tmp_path):
     """The scale-out recipe on one machine: the same command twice at once on one journal file
-    (same seed, same worker index, same trial counts), one of them SIGKILLed in a trial, then
-    the sweep resumed with --fail-running (the lost trial is retried with its parameters)."""
+    (same seed, same worker index, same trial counts), one of them SIGKILLed in a trial. The
+    survivor, once it has nothing else to do and no live process runs a trial of the journal,
+    fails the lost trial and runs it again with its parameters; no draw is repeated."""
     args = ["sweep", "--variant", "lstm", "--trials", "8", "--seed", "11", "--pruner", "none",
             "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, *OFF]
     procs = [subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -170,17 +171,17 @@ def test_two_sweeps_on_one_journal_then_a_killed_one_resumed_never_repeat_a_draw
     victim.wait(timeout=60)
     assert victim.returncode == -signal.SIGKILL, "the victim was killed inside a trial"
     assert procs[1].wait(timeout=600) == 0, procs[1].stderr.read()[-3000:]
-    study = _journal_study(tmp_path / "optuna.journal")
-    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1, "the killed sweep's trial is orphaned"
-    _distinct_except_retries(study.trials)
-
-    resumed = run_cli(*args, "--fail-running", cwd=tmp_path, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = _journal_study(tmp_path / "optuna.journal").trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 8 and states.count(TrialState.FAIL) == 1 and len(trials) == 9
-    assert [retry_of(t) for t in trials if retry_of(t) is not None] == [states.index(TrialState.FAIL)]
+    lost = states.index(TrialState.FAIL)
+    assert [retry_of(t) for t in trials if retry_of(t) is not None] == [lost]
     _distinct_except_retries(trials)
+
+    again = run_cli(*args, "--fail-running", cwd=tmp_path, timeout=600)  # a complete study: nothing to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 trials queued" in again.stderr
+    assert len(_journal_study(tmp_path / "optuna.journal").trials) == 9
 
 
 def test_a_seeded_single_process_sweep_repeats_its_parameter_sequence(tmp_path):
