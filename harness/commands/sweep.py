@@ -129,6 +129,11 @@ def print_report(summary: dict) -> None:
     print(f"study {summary['study']} ({summary['variant']} on {summary['task']}, {summary['storage']}): "
           + ", ".join(f"{v} {k.lower()}" for k, v in summary["counts"].items()))
     frame = summary["table"]
+    if "user_attrs_reason" in frame.columns:  # trials cancelled at set-up never ran: counted, not listed
+        cancelled = frame["user_attrs_reason"].astype(str).str.startswith("cancelled:")
+        if cancelled.any():
+            print(f"({plural(int(cancelled.sum()), 'cancelled trial')} not listed)")
+            frame = frame[~cancelled]
     if len(frame):
         keep = [c for c in frame.columns if c in ("number", "value", "state") or c.startswith("params_")
                 or c in ("user_attrs_test_accuracy", "user_attrs_test_mse", "user_attrs_wall_time_s")]

@@ -3,8 +3,9 @@ lock that serialises set-up across processes and machines, the study's identity 
 seed, and its MLflow parent run.
 
 Database connections: an RDB storage's engine keeps one pooled connection and opens no other
-(`pool_size=1, max_overflow=0`), which Optuna's heartbeat thread shares; the set-up lock and
-the lock under which a new database is first opened hold one more each while they are held."""
+(`pool_size=1, max_overflow=0`), which Optuna's heartbeat thread shares. Opening a storage for
+a set-up takes up to three more for a moment (the opening lock's, and two nested ones while
+Optuna creates or checks its tables); the set-up lock holds one while the set-up runs."""
 from __future__ import annotations
 
 import json
@@ -113,14 +114,13 @@ def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, creat
                  tables_exist: bool = False):
     """Optuna RDB storage (heartbeats every `heartbeat` s) for URLs, a journal file for paths.
     With create=False a missing journal file is an error instead of a new empty one;
-    tables_exist=True (a set-up has opened the database) skips creating Optuna's tables, and
-    the lock and extra connections that takes. Raises StorageError (one line) before anything is written
-    when the storage cannot be used."""
+    tables_exist=True (a set-up has opened the database) skips creating and checking Optuna's
+    tables, and the lock and extra connections that takes. Raises StorageError (one line)
+    before anything is written when the storage cannot be used."""
     check_url(url)
     try:
         if is_rdb(url):
             import optuna
-
             from sqlalchemy.pool import NullPool
 
             if not tables_exist:

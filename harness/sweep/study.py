@@ -12,10 +12,12 @@ hook live in harness/sweep/sampling.py, the objective in harness/sweep/objective
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import optuna
 from optuna.trial import TrialState
@@ -182,8 +184,9 @@ def run_worker(settings: Settings, progress: bool = False, threads: int = 0) -> 
     from running ones, fail them and run them again. Ctrl-C/SIGTERM: the trial in flight is
     failed and queued again, then Interrupted is raised.
 
-    Connections (PostgreSQL): one for Optuna, one for MLflow, each opened once here (the MLflow
-    store first, so that its opening lock is the only other connection while it is opened)."""
+    Connections (PostgreSQL): Optuna's one, kept, and MLflow's per call (harness.tracking). The
+    MLflow store is opened here first, so that the lock it is opened under (one connection for a
+    moment, once per process) is never held beside Optuna's."""
     if threads:  # K workers on one machine share its cores instead of oversubscribing them
         import torch
 
@@ -213,12 +216,27 @@ def run_worker(settings: Settings, progress: bool = False, threads: int = 0) -> 
                     continue  # its retries are queued now
                 time.sleep(min(POLL_S, settings.heartbeat))
             except KeyboardInterrupt:
-                raise Interrupted(requeue_interrupted(study, objective.current)) from None
+                with signal_ignored():  # a second Ctrl-C must not stop the retry half-queued
+                    requeued = requeue_interrupted(study, objective.current)
+                raise Interrupted(requeued) from None
             finally:
                 objective.current = None
         return ran
     finally:
         close_storage(storage)
+
+
+@contextmanager
+def signal_ignored():
+    """SIGINT ignored while the body runs (in the main thread, where signals are handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_process(settings: Settings, threads: int) -> None:
