@@ -2,6 +2,7 @@
 worker processes: counts, nesting, resume, crashed workers, divergence, the dashboard."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,8 +15,10 @@ import warnings
 import optuna
 import psutil
 from helpers import at_once, free_port, new_database, run_cli
+from test_sweep_connections import WORKER_MOST, Census
 from mlflow import MlflowClient
 from optuna.trial import TrialState
+from sqlalchemy.pool import NullPool
 
 TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "train.batch_size=16",
         "--set", "task.val_size=256", "--set", "task.test_size=256", "--set", "track.probe_points=1"]
@@ -28,10 +31,34 @@ def _sweep(*args, cwd, timeout=600):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def _client(uri):
+    """An MlflowClient whose store's connections are closed afterwards (MLflow keeps one engine
+    per URI and process, with a pool of up to 15 connections to a PostgreSQL server)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    try:
+        yield MlflowClient(uri)
+    finally:
+        engine = SqlAlchemyStore._engine_map.pop(uri, None)
+        if engine is not None:
+            engine.dispose()
+
+
+@contextlib.contextmanager
+def _pg_storage(url):
+    """One Optuna storage on `url` for a whole test, without a pool, its engine disposed after."""
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": NullPool})
+    try:
+        yield storage
+    finally:
+        storage.engine.dispose()
+
+
 def _children(uri, parent):
-    client = MlflowClient(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
+    with _client(uri) as client:
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        return client.search_runs(experiments, f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
 
 
 def test_journal_sweep_with_mlflow_sqlite_then_resume(tmp_path):
@@ -149,10 +176,11 @@ def _distinct_except_retries(trials):
             assert t.params == by_number[retry_of(t)].params
 
 
-def test_two_sweeps_on_one_journal_then_a_killed_one_resumed_never_repeat_a_draw(tmp_path):
+def test_two_sweeps_on_one_journal_one_killed_the_other_runs_its_lost_trial_again(tmp_path):
     """The scale-out recipe on one machine: the same command twice at once on one journal file
-    (same seed, same worker index, same trial counts), one of them SIGKILLed in a trial, then
-    the sweep resumed with --fail-running (the lost trial is retried with its parameters)."""
+    (same seed, same worker index, same trial counts), one of them SIGKILLed in a trial. The
+    survivor, once it has nothing else to do and no live process runs a trial of the journal,
+    fails the lost trial and runs it again with its parameters; no draw is repeated."""
     args = ["sweep", "--variant", "lstm", "--trials", "8", "--seed", "11", "--pruner", "none",
             "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, *OFF]
     procs = [subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -170,17 +198,17 @@ def test_two_sweeps_on_one_journal_then_a_killed_one_resumed_never_repeat_a_draw
     victim.wait(timeout=60)
     assert victim.returncode == -signal.SIGKILL, "the victim was killed inside a trial"
     assert procs[1].wait(timeout=600) == 0, procs[1].stderr.read()[-3000:]
-    study = _journal_study(tmp_path / "optuna.journal")
-    assert [t.state for t in study.trials].count(TrialState.RUNNING) == 1, "the killed sweep's trial is orphaned"
-    _distinct_except_retries(study.trials)
-
-    resumed = run_cli(*args, "--fail-running", cwd=tmp_path, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = _journal_study(tmp_path / "optuna.journal").trials
     states = [t.state for t in trials]
     assert states.count(TrialState.COMPLETE) == 8 and states.count(TrialState.FAIL) == 1 and len(trials) == 9
-    assert [retry_of(t) for t in trials if retry_of(t) is not None] == [states.index(TrialState.FAIL)]
+    lost = states.index(TrialState.FAIL)
+    assert [retry_of(t) for t in trials if retry_of(t) is not None] == [lost]
     _distinct_except_retries(trials)
+
+    again = run_cli(*args, "--fail-running", cwd=tmp_path, timeout=600)  # a complete study: nothing to do
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 trials queued" in again.stderr
+    assert len(_journal_study(tmp_path / "optuna.journal").trials) == 9
 
 
 def test_a_seeded_single_process_sweep_repeats_its_parameter_sequence(tmp_path):
@@ -224,7 +252,8 @@ def test_three_workers_share_a_postgresql_study(postgres, tmp_path):
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
-    study = optuna.load_study(study_name="pg-three", storage=storage)
+    with _pg_storage(storage) as opened:
+        study = optuna.load_study(study_name="pg-three", storage=opened)
     numbers = [t.number for t in study.trials]
     assert len(numbers) == 12 and sorted(numbers) == list(range(12)), "exactly 12, no duplicates"
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
@@ -243,7 +272,8 @@ def test_workers_opening_a_new_postgresql_storage_at_once_do_not_collide(postgre
     results = at_once("import optuna\nfrom harness.sweep.storage import open_storage",
                       "optuna.create_study(storage=open_storage(sys.argv[1]), study_name='s', load_if_exists=True)", url)
     assert [code for code, _ in results] == [0] * 3, [err[-1500:] for _, err in results]
-    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]
+    with _pg_storage(url) as opened:
+        assert [s.study_name for s in optuna.get_all_study_summaries(opened)] == ["s"]
 
 
 def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
@@ -255,25 +285,29 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = None
     deadline = time.time() + 300
-    while victim is None and time.time() < deadline:
-        time.sleep(0.2)
-        try:
-            study = optuna.load_study(study_name="pg-kill", storage=storage)
-        except KeyError:
-            continue
-        # a trial in the first half of its training: its run exists and it is far from finishing, so the
-        # kill lands mid-training whatever the machine's load (killing 'a second later' once hit the gap
-        # between two trials, where no MLflow run exists yet)
-        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
-                   if "mlflow_run_id" in t.user_attrs and t.intermediate_values
-                   and max(t.intermediate_values) <= 400]
-        if running:  # the worker process that runs this trial, by the pid the trial recorded
-            victim = psutil.Process(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]))
-    assert victim is not None, "no worker was running a trial"
-    victim.send_signal(signal.SIGKILL)
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    study = optuna.load_study(study_name="pg-kill", storage=storage)
+    # one engine for the whole poll (one per poll ran a server out); the workers' connections counted
+    with _pg_storage(storage) as opened, Census(int(postgres.rsplit(":", 1)[1]), [proc]) as census:
+        while victim is None and time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                study = optuna.load_study(study_name="pg-kill", storage=opened)
+            except KeyError:
+                continue
+            # a trial in the first half of its training: its run exists and it is far from finishing, so the
+            # kill lands mid-training whatever the machine's load (killing 'a second later' once hit the gap
+            # between two trials, where no MLflow run exists yet)
+            running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                       if "mlflow_run_id" in t.user_attrs and t.intermediate_values
+                       and max(t.intermediate_values) <= 400]
+            if running:  # the worker process that runs this trial, by the pid the trial recorded
+                victim = psutil.Process(int(running[0].user_attrs["worker"].rsplit(":", 1)[1]))
+        assert victim is not None, "no worker was running a trial"
+        victim.send_signal(signal.SIGKILL)
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        study = optuna.load_study(study_name="pg-kill", storage=opened)
+    peaks = census.worker_peaks()  # one Optuna connection each, MLflow's per call (tests/test_sweep_connections.py)
+    assert len(peaks) >= 3 and max(peaks) <= WORKER_MOST, peaks
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) == 6
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -282,13 +316,14 @@ def test_a_sigkilled_worker_trial_fails_and_is_retried(postgres, tmp_path):
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].params == failed[0].params
     _distinct_except_retries(study.trials)
-    lost = MlflowClient(uri).get_run(failed[0].user_attrs["mlflow_run_id"])
+    with _client(uri) as client:
+        lost = client.get_run(failed[0].user_attrs["mlflow_run_id"])
     assert lost.info.status == "FAILED" and "stale heartbeat" in lost.data.tags["failure_reason"]
 
 
 def test_every_outcome_ends_its_trial_in_one_optuna_state():
-    from harness.sweep.study import TRIAL_STATE
+    from harness.sweep.objective import TRIAL_STATE
     from harness.tracking import Outcome
 
-    assert set(TRIAL_STATE) == set(Outcome), "a new Outcome needs its trial state (harness/sweep/study.py)"
+    assert set(TRIAL_STATE) == set(Outcome), "a new Outcome needs its trial state (harness/sweep/objective.py)"
     assert TRIAL_STATE[Outcome.FINISHED] == TrialState.COMPLETE and TRIAL_STATE[Outcome.KILLED] == TrialState.FAIL

@@ -7,9 +7,11 @@ examples:
       --storage postgresql://user:pass@db-host/optuna --tracking-uri http://mlflow-host:5000
   python -m harness sweep --report lstm-recall-L20          # reprint an existing study
 
-Running the same command again continues the study up to --trials finished trials. The
-default storage is an Optuna journal file beside the MLflow store, safe for several
-processes on one machine; across machines use PostgreSQL (see README, "Sweeps and scaling out").
+Running the same command again continues the study up to --trials trials, whatever an
+earlier (interrupted, killed or larger) sweep left; trials lost with a killed process are
+run again. The default storage is an Optuna journal file beside the MLflow store, safe for
+several processes on one machine; across machines use PostgreSQL (see README, "Sweeps and
+scaling out").
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 
 from harness.commands.common import add_config_arguments, resolve_spec
@@ -42,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
                         help="RDB storage: heartbeat interval; a worker silent for 2*S has its trial retried")
     parser.add_argument("--fail-running", action="store_true",
-                        help="first mark trials left RUNNING by a crashed sweep as FAIL and queue them again "
-                        "with their parameters (journal storage; only when no other sweep runs on it)")
+                        help="first mark every RUNNING trial of the study FAIL and queue it again with its "
+                        "parameters, even if a live sweep runs it (a journal's lost trials are found "
+                        "without it; RDB storage finds them by their heartbeats)")
     parser.add_argument("--report", metavar="STUDY", help="print (and log) the report of an existing study")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
 
@@ -81,25 +85,45 @@ def seed_given(args, config: dict) -> bool:
 
 
 def run_workers(settings, workers: int) -> None:
-    from harness.sweep.study import run_worker
+    """Run the study's queued trials in this process or in `workers` spawned ones. Ctrl-C
+    reaches every process of the terminal's group; a signal sent to this process alone is
+    passed on to the workers, and it returns once they have queued their trials again."""
+    from harness.sweep.study import run_worker, worker_process
 
     if workers <= 1:
         run_worker(settings, progress=True)  # a bar on a terminal, else status lines
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [context.Process(target=run_worker, args=(settings, False, threads), name=f"sweep-worker-{i}")
+    procs = [context.Process(target=worker_process, args=(settings, threads), name=f"sweep-worker-{i}")
              for i in range(workers)]
     for p in procs:
         p.start()
     from harness.sweep.progress import watch
 
     with watch(settings.storage, settings.study):  # the study's counts on stderr as they change
-        for p in procs:
-            p.join()
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                if p.is_alive():
+                    os.kill(p.pid, signal.SIGINT)
+            for p in procs:
+                p.join()
+            raise
+    if any(p.exitcode == 130 for p in procs):  # a worker stopped by a signal of its own
+        raise KeyboardInterrupt
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
         print(f"warning: workers exited abnormally: {', '.join(failed)}", file=sys.stderr)
+
+
+def interrupted_line(err: KeyboardInterrupt) -> str:
+    requeued = getattr(err, "requeued", None)
+    what = (f"trial {requeued} was failed and queued again" if requeued is not None else
+            "any trial in flight was failed and queued again")
+    return f"interrupted: {what}; run the same command to continue the study"
 
 
 def print_report(summary: dict) -> None:
@@ -108,6 +132,11 @@ def print_report(summary: dict) -> None:
     print(f"study {summary['study']} ({summary['variant']} on {summary['task']}, {summary['storage']}): "
           + ", ".join(f"{v} {k.lower()}" for k, v in summary["counts"].items()))
     frame = summary["table"]
+    if "user_attrs_reason" in frame.columns:  # trials cancelled at set-up never ran: counted, not listed
+        cancelled = frame["user_attrs_reason"].astype(str).str.startswith("cancelled:")
+        if cancelled.any():
+            print(f"({plural(int(cancelled.sum()), 'cancelled trial')} not listed)")
+            frame = frame[~cancelled]
     if len(frame):
         keep = [c for c in frame.columns if c in ("number", "value", "state") or c.startswith("params_")
                 or c in ("user_attrs_test_accuracy", "user_attrs_test_mse", "user_attrs_wall_time_s")]
@@ -122,6 +151,10 @@ def print_report(summary: dict) -> None:
         print(f"MLflow parent run {summary['parent_run_id']}; dashboard: optuna-dashboard {summary['storage']}")
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def main(args) -> int:
     from harness.sweep.summary import report
 
@@ -132,13 +165,23 @@ def main(args) -> int:
         from harness.sweep.study import prepare
 
         settings = settings_from(args)
-        prepared = prepare(settings, args.fail_running)
-        queued, points = prepared["queued"], prepared["grid_points"]
-        if points is not None and points < settings.trials:
-            print(f"note: the grid has {points} points, fewer than --trials {settings.trials}", file=sys.stderr)
-        print(f"study {settings.study}: {queued} trial{'' if queued == 1 else 's'} queued "
-              f"(target {settings.trials}) in {shown(settings.storage)}", file=sys.stderr)
-        run_workers(settings, args.workers)
+        try:
+            prepared = prepare(settings, args.fail_running)
+            queued, points = prepared["queued"], prepared["grid_points"]
+            if points is not None and points < settings.trials:
+                print(f"note: the grid has {points} points, fewer than --trials {settings.trials}", file=sys.stderr)
+            if prepared["orphans_failed"]:
+                print(f"note: {plural(prepared['orphans_failed'], 'lost trial')} (left RUNNING by a process "
+                      "that died) failed and queued again", file=sys.stderr)
+            if prepared["cancelled"]:
+                print(f"note: {plural(prepared['cancelled'], 'queued trial')} beyond --trials {settings.trials} "
+                      "cancelled (FAIL, reason recorded)", file=sys.stderr)
+            print(f"study {settings.study}: {plural(queued, 'trial')} queued "
+                  f"(target {settings.trials}) in {shown(settings.storage)}", file=sys.stderr)
+            run_workers(settings, args.workers)
+        except KeyboardInterrupt as err:
+            print(interrupted_line(err), file=sys.stderr)
+            return 130
         summary = report(settings.storage, settings.study)
     print_report(summary)
     if args.json:

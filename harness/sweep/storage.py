@@ -1,6 +1,11 @@
 """What a sweep keeps beside its Optuna study: the storage (opened with one-line errors), a
 lock that serialises set-up across processes and machines, the study's identity and sampler
-seed, and its MLflow parent run."""
+seed, and its MLflow parent run.
+
+Database connections: an RDB storage's engine keeps one pooled connection and opens no other
+(`pool_size=1, max_overflow=0`), which Optuna's heartbeat thread shares. Opening a storage for
+a set-up takes up to three more for a moment (the opening lock's, and two nested ones while
+Optuna creates or checks its tables); the set-up lock holds one while the set-up runs."""
 from __future__ import annotations
 
 import json
@@ -69,10 +74,8 @@ def one_line(url: str, cause: str) -> StorageError:
     return StorageError(f"storage {shown(url)}: {hide_secrets(cause, url)}")
 
 
-def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, create: bool = True):
-    """Optuna RDB storage (heartbeats every `heartbeat` s) for URLs, a journal file for paths.
-    With create=False a missing journal file is an error instead of a new empty one. Raises
-    StorageError (one line) before anything is written when the storage cannot be used."""
+def check_url(url: str) -> None:
+    """StorageError (one line) unless an RDB URL parses; journal paths pass."""
     if is_rdb(url):
         from sqlalchemy.engine import make_url
 
@@ -80,27 +83,58 @@ def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, creat
             make_url(url)
         except Exception as err:  # unparsable, or a port that is not a number
             raise one_line(url, f"malformed URL ({err})") from None
-        args = connect_args(url)  # before the translation below: a malformed timeout is its own error
+
+
+def engine_kwargs(url: str) -> dict:
+    """SQLAlchemy engine options of an RDB storage: one pooled connection, checked before use."""
+    return {"connect_args": connect_args(url), "pool_size": 1, "max_overflow": 0, "pool_pre_ping": True}
+
+
+def open_storage(url: str, heartbeat: int | None = None, on_stale=None, *, create: bool = True,
+                 tables_exist: bool = False):
+    """Optuna RDB storage (heartbeats every `heartbeat` s) for URLs, a journal file for paths.
+    With create=False a missing journal file is an error instead of a new empty one;
+    tables_exist=True (a set-up has opened the database) skips creating and checking Optuna's
+    tables, and the lock and extra connections that takes. Raises StorageError (one line)
+    before anything is written when the storage cannot be used."""
+    check_url(url)
+    if is_rdb(url):
+        connect_args(url)  # a malformed HARNESS_STORE_TIMEOUT is its own error, before the translation below
     try:
         if is_rdb(url):
             import optuna
+            from sqlalchemy.pool import NullPool
 
-            # Optuna creates the tables on first use: sweep workers starting together on a new
-            # database would collide (harness.dblock)
-            with warnings.catch_warnings(), opening_lock(url, connect_args=args):
+            if not tables_exist:
+                # Optuna creates the tables on first use: sweep workers starting together on a new
+                # database would collide (harness.dblock). Creating them, and checking their schema
+                # version, nest two connections, which a pool of one would wait on forever: both
+                # are done here, through an engine without a pool, and skipped below.
+                with opening_lock(url, connect_args=connect_args(url)):
+                    close_storage(optuna.storages.RDBStorage(
+                        url, engine_kwargs={"connect_args": connect_args(url), "poolclass": NullPool}))
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs={"connect_args": args}, heartbeat_interval=heartbeat,
-                    grace_period=2 * heartbeat if heartbeat else None, heartbeat_stale_trial_callback=on_stale)
+                    url, engine_kwargs=engine_kwargs(url), heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat if heartbeat else None, heartbeat_stale_trial_callback=on_stale,
+                    skip_table_creation=True, skip_compatibility_check=True)
         return open_journal(Path(url), create)
     except Exception as err:  # the translation boundary: anything here is a storage problem
         raise storage_error(url, err) from None
 
 
-def open_journal(path: Path, create: bool):
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
+def close_storage(storage) -> None:
+    """Close an RDB storage's pooled connection (a journal holds none)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        storage.remove_session()
+        engine.dispose()
 
+
+def check_journal(path: Path, create: bool) -> list[Path]:
+    """StorageError (one line) unless a journal can be opened at `path`; the missing folders
+    that opening it would create, outermost first."""
     if path.is_dir():
         raise StorageError(f"storage {path}: is a directory, not a journal file")
     missing = [p for p in reversed(path.parents) if not p.exists()]
@@ -111,10 +145,20 @@ def open_journal(path: Path, create: bool):
         raise StorageError(f"storage {path}: no such journal file")
     if not os.access(existing, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.R_OK | os.W_OK)):
         raise StorageError(f"storage {path}: no permission to write {path if path.exists() else existing}")
+    return missing
+
+
+def open_journal(path: Path, create: bool):
+    """The journal storage at `path` (a torn last record cut first: harness.sweep.journal)."""
+    import optuna
+
+    from harness.sweep.journal import JournalBackend
+
+    missing = check_journal(path, create)
     created = not path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return optuna.storages.JournalStorage(JournalBackend(str(path)))
     except Exception:
         if created:  # leave nothing half-made behind
             path.unlink(missing_ok=True)
@@ -130,6 +174,7 @@ def open_journal(path: Path, create: bool):
 def lock_for(storage: str):
     """Serialise sweep set-up: a PostgreSQL advisory lock for PostgreSQL storage, a file
     lock beside a journal or SQLite file. Workers never take it; only set-up does."""
+    check_url(storage)
     if storage.startswith("postgresql"):
         args = connect_args(storage)
         with ExitStack() as held:
@@ -145,8 +190,10 @@ def lock_for(storage: str):
     if "://" in path:  # another database: rely on its transactions alone
         yield
         return
+    if not is_rdb(storage):
+        check_journal(Path(path), create=True)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.sweep-lock", timeout=300):  # not "<path>.lock": Optuna's journal uses that
+    with FileLock(f"{path}.sweep-lock", timeout=300):  # an flock: a killed holder cannot leave it held
         yield
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import SQL, StoreError, local_dir, resolve_uri, scheme, shown, sqlite_path, unwritable
+from harness.tracking.store import (SQL, StoreError, connect_per_call, local_dir, resolve_uri, scheme, shown,
+                                    sqlite_path, unwritable)
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
@@ -175,14 +176,21 @@ class MLflowTracker(Tracker):
                 return
 
 
+_OPENED: set[str] = set()  # stores this process has opened (their tables exist)
+
+
 def client_for(uri: str):
     """An MlflowClient on `uri`, its store opened (tables created or upgraded) under
-    harness.dblock.opening_lock: processes opening a new store at once would collide."""
+    harness.dblock.opening_lock the first time in this process: processes opening a new store
+    at once would collide. On PostgreSQL it connects per call (store.connect_per_call)."""
     from mlflow import MlflowClient
 
-    with opening_lock(uri) if scheme(uri) in ("sqlite", "postgresql") else contextlib.nullcontext():
+    first = uri not in _OPENED and scheme(uri) in ("sqlite", "postgresql")
+    with opening_lock(uri) if first else contextlib.nullcontext():
+        connect_per_call(uri)
         client = MlflowClient(uri)
         client._tracking_client.store  # the store (and its tables) now, under the lock
+    _OPENED.add(uri)
     return client
 
 

@@ -1,0 +1,143 @@
+"""PostgreSQL connections of sweep workers, counted while they run: the server's client
+connections (pg_stat_activity) and each process's own TCP connections to it (`Census`, also
+used by tests/test_sweep.py). A worker process keeps one connection for Optuna and opens
+MLflow's per call: at most three at once, two of them only while MLflow writes a batch.
+
+The slow test: 12 worker processes (3 sweep commands, as on 3 machines, with --workers 4 each)
+complete a study on one server started with max_connections=30, its Optuna study and its
+MLflow runs on that server (about 3 minutes on two cores)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import optuna
+import psutil
+import pytest
+from conftest import _pg_bindir
+from helpers import free_port
+from optuna.trial import TrialState
+from sqlalchemy.pool import NullPool
+
+MAX_CONNECTIONS = 30
+TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "train.batch_size=16",
+        "--set", "task.val_size=256", "--set", "task.test_size=256", "--set", "track.probe_points=1"]
+
+
+@pytest.fixture
+def small_postgres():
+    """A PostgreSQL server of this test's own with max_connections=30 (conftest's has 100)."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = tempfile.mkdtemp(prefix="harness-pg30-")
+    os.chmod(root, 0o755)
+    if as_user:
+        shutil.chown(root, "postgres", "postgres")
+    data, port = os.path.join(root, "data"), free_port()
+
+    def run(*args):
+        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, timeout=120)
+
+    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+    run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start", "-o",
+        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections={MAX_CONNECTIONS}")
+    try:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            for name in ("optuna", "mlflow"):
+                conn.execute(f"CREATE DATABASE {name}")
+        yield port
+    finally:
+        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class Census(threading.Thread):
+    """Every 0.1 s: the server's client connections (less the census's own) and, for each
+    process of the sweeps' trees, its TCP connections to the server's port; the peaks."""
+
+    def __init__(self, port: int, roots: list[subprocess.Popen]):
+        super().__init__(daemon=True, name="census")
+        self.port, self.roots, self.stop = port, [psutil.Process(p.pid) for p in roots], threading.Event()
+        self.peak_total = 0
+        self.peak: dict[int, int] = {}
+        self.workers: set[int] = set()
+
+    def run(self):
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            while not self.stop.is_set():
+                total = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                                     ).fetchone()[0] - 1
+                self.peak_total = max(self.peak_total, total)
+                for root in self.roots:
+                    try:
+                        tree = [root, *root.children(recursive=True)]
+                    except psutil.NoSuchProcess:
+                        continue
+                    for proc in tree:
+                        try:
+                            n = sum(1 for c in proc.net_connections(kind="tcp")
+                                    if c.raddr and c.raddr.port == self.port)
+                            if "multiprocessing.spawn" in " ".join(proc.cmdline()):
+                                self.workers.add(proc.pid)
+                        except psutil.Error:
+                            continue
+                        self.peak[proc.pid] = max(self.peak.get(proc.pid, 0), n)
+                time.sleep(0.1)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.join(timeout=30)
+
+    def worker_peaks(self) -> list[int]:
+        """The most connections each `--workers` process held at once, as seen."""
+        return sorted(self.peak[pid] for pid in self.workers)
+
+
+WORKER_MOST = 3  # Optuna's one, MLflow's two while its log_batch nests a second session
+
+
+@pytest.mark.slow
+def test_twelve_workers_complete_a_study_on_a_server_with_30_connections(small_postgres, tmp_path):
+    server = f"postgresql://postgres@127.0.0.1:{small_postgres}"
+    storage, uri = f"{server}/optuna", f"{server}/mlflow"
+    args = [sys.executable, "-m", "harness", "sweep", "--variant", "gru", "--trials", "24", "--study", "pg-twelve",
+            "--storage", storage, "--tracking-uri", uri, "--experiment", "pg-twelve", "--pruner", "none",
+            "--workers", "4", "--set", "train.steps=300", "--set", "train.eval_every=50", *TINY, "--json"]
+    started = time.monotonic()
+    procs = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    with Census(small_postgres, procs) as census:
+        outs = [p.communicate(timeout=900) for p in procs]
+    wall = time.monotonic() - started
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
+    assert not any("too many clients" in o[1] for o in outs)
+    storage_obj = optuna.storages.RDBStorage(storage, engine_kwargs={"poolclass": NullPool})
+    try:
+        trials = optuna.load_study(study_name="pg-twelve", storage=storage_obj).trials
+    finally:
+        storage_obj.engine.dispose()
+    assert len(trials) == 24 and all(t.state == TrialState.COMPLETE for t in trials)
+    worker_peaks = census.worker_peaks()
+    other_peaks = sorted(n for pid, n in census.peak.items() if pid not in census.workers)
+    print(json.dumps({"wall_s": round(wall, 1), "peak_server_connections": census.peak_total,
+                      "worker_peaks": worker_peaks, "command_peaks": other_peaks}))
+    assert len(census.workers) == 12
+    assert census.peak_total < MAX_CONNECTIONS
+    assert max(worker_peaks) <= WORKER_MOST, worker_peaks
