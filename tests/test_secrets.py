@@ -5,6 +5,7 @@ read back."""
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from pathlib import Path
 from urllib.parse import quote
@@ -114,7 +115,7 @@ def test_a_run_on_a_password_store_shows_the_password_nowhere(postgres_password,
     info = json.loads(result.stdout.strip().splitlines()[-1])
     masked = f"postgresql://{role}:***@{hostport}/mlflow"
     assert info["tracking_uri"] == masked
-    assert f"mlflow ui --backend-store-uri {masked} " in result.stdout, "the open-the-UI line"
+    assert f"mlflow ui --backend-store-uri {shlex.quote(masked)} " in result.stdout, "the open-the-UI line (quoted for a shell)"
     recorded = _recorded(uri, [info["run_id"]], tmp_path)
     assert tomllib.loads(recorded[-1])["track"]["tracking_uri"] == masked, "config.toml"
     _assert_nowhere(password, [result.stdout, result.stderr, *recorded])
