@@ -193,6 +193,8 @@ def test_status_after_a_smoke_reproduce_has_nothing_left_to_run(smoke_results):
         for part in status["parts"]:
             assert part["killed"] == part["missing"] == 0 and part["next"] == [], (status["claim"], part)
             assert part["finished"] + part["diverged"] > 0, (status["claim"], part)
+    # track.keep_checkpoint=resumable (the default): a run that reached a result leaves no checkpoint
+    assert not list(smoke_results[0].glob("checkpoints/*/last.pt")), "checkpoints of finished runs remain"
     horizon = {p["label"]: p for s in statuses if s["claim"] == "horizon" for p in s["parts"]}
     assert horizon["tune-lr"]["kind"] == "tuning" and horizon["tune-lr"]["finished"] == len(claims.get("horizon").cells)
     assert horizon["main"]["kind"] == "ladder" and horizon["main"]["finished"] >= 2 * len(claims.get("horizon").cells)
