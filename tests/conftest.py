@@ -22,9 +22,10 @@ def _pg_bindir() -> str | None:
 
 
 @contextlib.contextmanager
-def _cluster(auth: str = "trust", superuser_password: str | None = None):
+def _cluster(auth: str = "trust", superuser_password: str | None = None, max_connections: int = 100):
     """A throwaway PostgreSQL server (initdb + pg_ctl) on a free port, with `auth` for every
-    connection (trust, or scram-sha-256 with the superuser's password); yields the port."""
+    connection (trust, or scram-sha-256 with the superuser's password) and at most
+    `max_connections` clients; yields the port."""
     bindir = _pg_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
@@ -54,7 +55,7 @@ def _cluster(auth: str = "trust", superuser_password: str | None = None):
         password = [f"--pwfile={pwfile}"]
     run(f"{bindir}/initdb", "-D", data, "-A", auth, "-U", "postgres", "--no-sync", *password)
     run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start",
-        "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections=100")
+        "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections={max_connections}")
     try:
         yield port
     finally:

@@ -3,24 +3,14 @@ gradient-flow figure. Checked through the server's REST API, as the UI reads it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from helpers import free_port, tiny_spec
+from helpers import http_get, mlflow_server, tiny_spec
 
 from harness.training.train import train
 from harness.tracking import Outcome, open_runs, open_tracker
-
-
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
 
 
 def _post(url: str, body: dict) -> dict:
@@ -36,28 +26,8 @@ def server(tmp_path_factory):
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = open_tracker(store, "server-test")
     tracker.prepare()  # create the schema before the server starts
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store, "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if _get(f"{base}/health") == b"OK":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+    with mlflow_server(store, tmp_path) as base:
         yield base, store, tracker
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_server_serves_a_run_with_curves_and_gradient_figure(server, tmp_path):
@@ -76,16 +46,16 @@ def test_server_serves_a_run_with_curves_and_gradient_figure(server, tmp_path):
     assert {"test_accuracy", "val_accuracy", "gradient_horizon", "gate_forget_mean"} <= set(metrics)
 
     query = urllib.parse.urlencode({"run_id": result.run_id, "metric_key": "val_accuracy"})
-    history = json.loads(_get(f"{api}/metrics/get-history?{query}"))["metrics"]
+    history = json.loads(http_get(f"{api}/metrics/get-history?{query}"))["metrics"]
     assert [m["step"] for m in history] == list(range(10, 21, 10))
     query = urllib.parse.urlencode({"run_id": result.run_id, "metric_key": "train_loss"})
-    assert len(json.loads(_get(f"{api}/metrics/get-history?{query}"))["metrics"]) == 2
+    assert len(json.loads(http_get(f"{api}/metrics/get-history?{query}"))["metrics"]) == 2
 
-    listed = json.loads(_get(f"{api}/artifacts/list?run_id={result.run_id}"))["files"]
+    listed = json.loads(http_get(f"{api}/artifacts/list?run_id={result.run_id}"))["files"]
     assert {"config.toml", "gradient_flow.png", "gradient_flow.csv"} <= {f["path"] for f in listed}
-    png = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "gradient_flow.png", "run_uuid": result.run_id}))
+    png = http_get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "gradient_flow.png", "run_uuid": result.run_id}))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")  # the figure the UI shows
-    config = _get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "config.toml", "run_uuid": result.run_id}))
+    config = http_get(f"{base}/get-artifact?" + urllib.parse.urlencode({"path": "config.toml", "run_uuid": result.run_id}))
     assert b'variant = "lstm"' in config
 
 

@@ -8,18 +8,13 @@ CLI, on a real SQLite store holding the smoke runs of `params` (no training) and
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 
 import pandas as pd
 import pytest
-from helpers import free_port, run_cli
+from helpers import http_get, mlflow_server, run_cli
 
 from harness.report.sources import select_runs
 from harness.tracking import is_report, neutral_table, open_runs, read_runs_csv
@@ -100,11 +95,6 @@ def test_from_results_in_place_keeps_the_tables_and_says_which_claims_it_could_n
     assert both.returncode == 2 and "--from-results reads no store: drop --tracking-uri" in both.stderr
 
 
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read()
-
-
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -115,27 +105,8 @@ def _post(url: str, body: dict) -> dict:
 def server(store):
     """`mlflow server` on the store's database; its base URL."""
     work, uri = store
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if _get(f"{base}/health") == b"OK":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"mlflow server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.5)
+    with mlflow_server(uri, work) as base:
         yield base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_the_server_lists_one_report_run_per_claim_with_its_verdict_figures_and_runs(store, server):
@@ -147,7 +118,7 @@ def test_the_server_lists_one_report_run_per_claim_with_its_verdict_figures_and_
         result = run_cli("report", "--budget", "smoke", "--out", "served", "--tracking-uri", server, *[
             a for c in CLAIMS for a in ("--claim", c)], cwd=work)
         assert result.returncode == 0, result.stderr[-2000:]
-    experiments = {c: _get(f"{api}/experiments/get-by-name?experiment_name=claim-{c}") for c in CLAIMS}
+    experiments = {c: http_get(f"{api}/experiments/get-by-name?experiment_name=claim-{c}") for c in CLAIMS}
     ids = {c: json.loads(e)["experiment"]["experiment_id"] for c, e in experiments.items()}
     found = _post(f"{api}/runs/search", {"experiment_ids": list(ids.values()), "filter": "tags.kind = 'report'"})
     reports = {}
@@ -159,14 +130,14 @@ def test_the_server_lists_one_report_run_per_claim_with_its_verdict_figures_and_
         summary = json.loads((work / "served" / claim / "summary.json").read_text())
         assert tags["verdict"] == summary["verdict"] and tags["claim_budget"] == "smoke"
         assert tags["runs"] == str(summary["runs"]) and f"{claim} " in result.stdout
-        listed = {f["path"] for f in json.loads(_get(f"{api}/artifacts/list?run_id={info['run_id']}"))["files"]}
+        listed = {f["path"] for f in json.loads(http_get(f"{api}/artifacts/list?run_id={info['run_id']}"))["files"]}
         figures = {p.name for p in (work / "served" / claim).glob("*.png")}
         assert figures and figures | {"README.md", "runs.csv", "summary.json", "tables"} <= listed
-        tables = {f["path"] for f in json.loads(_get(f"{api}/artifacts/list?run_id={info['run_id']}&path=tables"))[
+        tables = {f["path"] for f in json.loads(http_get(f"{api}/artifacts/list?run_id={info['run_id']}&path=tables"))[
             "files"]}
         assert tables == {f"tables/{p.stem}.json" for p in (work / "served" / claim).glob("*.md")
                           if p.name != "README.md"}
-        png = _get(f"{server}/get-artifact?" + urllib.parse.urlencode({"path": sorted(figures)[0],
+        png = http_get(f"{server}/get-artifact?" + urllib.parse.urlencode({"path": sorted(figures)[0],
                                                                         "run_uuid": info["run_id"]}))
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         first = read_runs_csv((work / "served" / claim / "runs.csv").read_text())[0]

@@ -9,19 +9,15 @@ MLflow runs on that server (about 3 minutes on two cores)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import optuna
 import psutil
 import pytest
-from conftest import _pg_bindir
-from helpers import free_port
+from conftest import _cluster
 from optuna.trial import TrialState
 from sqlalchemy.pool import NullPool
 
@@ -33,33 +29,13 @@ TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "trai
 @pytest.fixture
 def small_postgres():
     """A PostgreSQL server of this test's own with max_connections=30 (conftest's has 100)."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql)")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    root = tempfile.mkdtemp(prefix="harness-pg30-")
-    os.chmod(root, 0o755)
-    if as_user:
-        shutil.chown(root, "postgres", "postgres")
-    data, port = os.path.join(root, "data"), free_port()
+    import psycopg
 
-    def run(*args):
-        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, timeout=120)
-
-    run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-    run(f"{bindir}/pg_ctl", "-D", data, "-l", os.path.join(root, "log"), "-w", "start", "-o",
-        f"-p {port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off -c max_connections={MAX_CONNECTIONS}")
-    try:
-        import psycopg
-
+    with _cluster(max_connections=MAX_CONNECTIONS) as port:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
             for name in ("optuna", "mlflow"):
                 conn.execute(f"CREATE DATABASE {name}")
         yield port
-    finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Census(threading.Thread):
