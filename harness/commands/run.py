@@ -47,7 +47,10 @@ def load_resume(args) -> tuple:
         raise UsageError(f"--resume continues run {args.resume} as it was configured; drop "
                          f"{', '.join(given + (['--set'] if args.sets else []))}")
     path = checkpoint_root("", local_dir(args.tracking_uri or "")) / args.resume / checkpoint.FILE
-    if not path.exists():
+    if not path.exists():  # a run that reached a result has none (track.keep_checkpoint): say that first
+        from harness.tracking import resolve_uri
+
+        refuse_ended(resolve_uri(args.tracking_uri or ""), args.resume, missing_ok=True)
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
     payload = checkpoint.load(path)  # DamagedCheckpoint: one line naming the file
     payload["run_id"] = args.resume
@@ -55,14 +58,17 @@ def load_resume(args) -> tuple:
     return spec, payload
 
 
-def refuse_ended(tracker, run_id: str) -> None:
-    """UsageError unless run `run_id` in the tracker's store can be continued: it must exist and
-    not have ended with a result or a prune (resuming one would log its final metrics twice)."""
-    if not tracker.uri:  # tracking off: nothing records how the run ended
+def refuse_ended(uri: str, run_id: str, missing_ok: bool = False) -> None:
+    """UsageError unless run `run_id` in the store at `uri` can be continued: it must exist (or
+    `missing_ok`) and not have ended with a result or a prune (resuming one would log its final
+    metrics twice)."""
+    if not uri:  # tracking off: nothing records how the run ended
         return
-    outcome = run_outcome(tracker.uri, run_id)
+    outcome = run_outcome(uri, run_id)
+    if outcome is None and missing_ok:
+        return
     if outcome is None:
-        raise UsageError(f"run {run_id} is not in the tracking store {shown(tracker.uri)}; "
+        raise UsageError(f"run {run_id} is not in the tracking store {shown(uri)}; "
                          "give the --tracking-uri it was logged to")
     if outcome in (Outcome.FINISHED, Outcome.DIVERGED, Outcome.PRUNED):
         raise UsageError(f"run {run_id} already ended ({outcome.value}); --resume continues only an "
@@ -109,7 +115,7 @@ def main(args) -> int:
     memory.check(spec)  # sizes that cannot fit, before anything is allocated
     tracker = open_tracker(spec.track.tracking_uri, spec.experiment, enabled=spec.track.enabled)
     if resume is not None:
-        refuse_ended(tracker, args.resume)
+        refuse_ended(tracker.uri, args.resume)
     result = train(spec, tracker, resume=resume, progress=not args.quiet)
     print(summary(result, spec, tracker))
     if args.json:
