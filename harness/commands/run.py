@@ -22,6 +22,7 @@ from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import build_spec
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 from harness.tracking.writer import check_text, run_outcome
+from harness.training.train import ENDED
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
 LEGEND = ("gradient_horizon: steps back until ||dL/dh_t|| falls below track.probe_threshold x its value at "
@@ -70,7 +71,7 @@ def refuse_ended(uri: str, run_id: str, missing_ok: bool = False) -> None:
     if outcome is None:
         raise UsageError(f"run {run_id} is not in the tracking store {shown(uri)}; "
                          "give the --tracking-uri it was logged to")
-    if outcome in (Outcome.FINISHED, Outcome.DIVERGED, Outcome.PRUNED):
+    if outcome in ENDED:
         raise UsageError(f"run {run_id} already ended ({outcome.value}); --resume continues only an "
                          "interrupted run (killed, crashed, or left running by a lost process)")
 

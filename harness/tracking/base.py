@@ -31,7 +31,7 @@ class TrackConfig(Options):
     checkpoint_dir: str = option("", "where checkpoints go; empty = beside the MLflow store")
     keep_checkpoint: Literal["resumable", "always", "never"] = option(
         "resumable", "resumable: a run's checkpoint is kept while it can be resumed (killed, crashed) and "
-        "deleted once it reaches a result; always: kept; never: none written (a kill cannot be resumed)")
+        "deleted once it reaches a result or is pruned; always: kept; never: none written (a kill cannot be resumed)")
     context_probe: bool = option(False, "after testing, measure how much context the model uses: its loss with "
                                  "the context beyond d dropped, shuffled or replaced (Khandelwal et al. 2018), "
                                  "for tasks that define context problems (imdb, imdb_lm)")

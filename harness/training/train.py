@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from harness.training.spec import RunSpec
 
 
+# Runs that ended for good (a result, or pruned by a sweep): --resume refuses them, so they keep no checkpoint.
+ENDED = (Outcome.FINISHED, Outcome.DIVERGED, Outcome.PRUNED)
+
+
 class StopRun(Exception):
     """Raised by a `report` callback (e.g. Optuna pruning) to end a run early with this
     outcome (e.g. Outcome.PRUNED) and a human-readable reason."""
@@ -379,8 +383,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     if reason:
         tracker.set_tags({"failure_reason" if outcome == Outcome.DIVERGED else "stop_reason": reason})
     tracker.end(outcome)
-    if outcome.is_result and spec.track.keep_checkpoint == "resumable":
-        checkpoint.discard(ckpt_path)  # a result is never resumed: its checkpoint only took disk
+    if outcome in ENDED and spec.track.keep_checkpoint == "resumable":
+        checkpoint.discard(ckpt_path)  # never resumed (run --resume refuses it): its checkpoint only took disk
     return RunResult(run_id=run_id, outcome=outcome, metrics=metrics, steps=trainer.step,
                      wall_time_s=time.perf_counter() - started,
                      trainable_params=trainable_parameters(trainer.model), device=str(trainer.device),
