@@ -222,6 +222,13 @@ def test_the_graph_sees_every_kind_of_import():
     assert "variants.fast" in edges["variants.lstm"]  # `from package import submodule`
 
 
+def plant(root: Path, files: dict[str, str]) -> None:
+    """Write a planted source tree {relative path: text} under `root` for the checker to read."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text))
+
+
 def test_the_checker_finds_a_lazy_relative_cycle_and_a_bad_foundation(tmp_path):
     files = {
         "harness/__init__.py": "",
@@ -235,9 +242,7 @@ def test_the_checker_finds_a_lazy_relative_cycle_and_a_bad_foundation(tmp_path):
         "variants/cell.py": "from harness.config import *\nfrom harness.heavy import x\n",
         "tasks/__init__.py": "",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(textwrap.dedent(text))
+    plant(tmp_path, files)
     edges, _ = graph(tmp_path)
     assert sorted(map(tuple, cycles(edges))) == [("harness.a", "harness.b", "harness.a"),
                                                  ("harness.c", "harness.d", "harness.c")]
@@ -261,9 +266,7 @@ def test_the_checker_finds_forbidden_arrows_and_third_party_imports_at_any_depth
         "harness/analysis/stats.py": "from .. import config\n",
         "harness/newpart.py": "",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    plant(tmp_path, files)
     edges, found = graph(tmp_path)
     assert arrow_violations(edges, found, tmp_path) == [
         "harness.newpart: no row in ARROWS (say which parts it may import, and why)",
