@@ -66,3 +66,17 @@ def assign_devices(workers: int, devices: list[int], requested: str = "auto") ->
     if not devices or requested == "cpu":
         return [requested] * workers
     return [f"cuda:{devices[i % len(devices)]}" for i in range(workers)]
+
+
+def visible_per_worker(workers: int, devices: str | None, requested: str = "auto") -> tuple[str, ...]:
+    """The CUDA_VISIBLE_DEVICES value of each of `workers` worker processes (`reproduce --jobs K
+    --devices ...`, `sweep --workers K --devices ...`): worker i sees only the GPU that
+    assign_devices gives it, so its runs' "auto"/"cuda" is that device. () = leave every worker's
+    devices alone: `requested` is the CPU, or no --devices on a machine without CUDA.
+    Raises ValueError (naming `--devices`) for a bad list or one this machine cannot serve."""
+    if requested == "cpu":
+        return ()
+    indices = parse_devices(devices, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if not indices:
+        return ()
+    return tuple(d.split(":")[1] for d in assign_devices(workers, indices))

@@ -2,6 +2,8 @@
 a pure function, so it is tested here without a GPU."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.device import assign_devices, parse_devices
@@ -61,3 +63,31 @@ def test_devices_on_a_machine_without_cuda_is_one_line(tmp_path):
 
     done = run_cli("reproduce", "params", "--budget", "smoke", "--devices", "0,1", cwd=tmp_path)
     assert done.returncode == 2 and "no CUDA device" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_sweep_devices_on_a_machine_without_cuda_is_one_line_and_queues_nothing(tmp_path):
+    from helpers import run_cli
+
+    done = run_cli("sweep", "--variant", "lstm", "--task", "copy", "--trials", "2", "--workers", "2",
+                   "--devices", "0,1", cwd=tmp_path)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.journal"))  # refused before the study was created
+
+
+def test_sweep_devices_is_ignored_when_the_runs_are_on_the_cpu():
+    from harness.commands.sweep import gpus_for
+
+    assert gpus_for(4, "0,1", "cpu") == ()
+
+
+def test_each_sweep_worker_sees_the_gpu_it_was_given(monkeypatch):
+    """sweep --workers K --devices ...: worker_process sets its CUDA_VISIBLE_DEVICES before its
+    trials start, so their "cuda" is that GPU. Env only: runs on CPU."""
+    from harness.sweep import study
+
+    seen = []
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(study, "run_worker", lambda settings, progress, threads: seen.append(
+        (os.environ.get("CUDA_VISIBLE_DEVICES"), threads)))
+    study.worker_process(None, 1, gpu="3")
+    assert seen == [("3", 1)]

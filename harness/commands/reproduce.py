@@ -78,21 +78,13 @@ def dry_run(claim, args) -> str:
 
 
 def gpus_for(args) -> tuple[str, ...]:
-    """Each job's CUDA device index (harness.device.assign_devices), or () to leave devices alone
-    (no CUDA, --device cpu). A bad --devices is one line (UsageError)."""
-    from harness.device import assign_devices, parse_devices
-
-    if args.device == "cpu":
-        return ()
-    import torch
+    """Each job's CUDA_VISIBLE_DEVICES (harness.device.visible_per_worker); a bad --devices is one line."""
+    from harness.device import visible_per_worker
 
     try:
-        devices = parse_devices(args.devices, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        return visible_per_worker(args.jobs, args.devices, args.device)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    if not devices:
-        return ()
-    return tuple(d.split(":")[1] for d in assign_devices(args.jobs, devices))
 
 
 def main(args) -> int:

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metric (default), metric,time or metric,params: multi-objective trade-offs")
     parser.add_argument("--timeout", type=float, metavar="S", help="stop taking new trials after S seconds")
     parser.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes on this machine")
+    parser.add_argument("--devices", metavar="0,1,...", help="CUDA devices for the K workers, round robin (worker i "
+                        "on devices[i mod N]; default every visible GPU; ignored with train.device=cpu)")
     parser.add_argument("--heartbeat", type=int, default=60, metavar="S",
                         help="RDB storage: heartbeat interval; a worker silent for 2*S has its trial retried")
     parser.add_argument("--fail-running", action="store_true",
@@ -84,18 +86,32 @@ def seed_given(args, config: dict) -> bool:
     return args.seed is not None or "train.seed" in sets or "seed" in config.get("train", {})
 
 
-def run_workers(settings, workers: int) -> None:
-    """Run the study's queued trials in this process or in `workers` spawned ones. Ctrl-C
+def gpus_for(workers: int, devices: str | None, device: str) -> tuple[str, ...]:
+    """Each worker's CUDA_VISIBLE_DEVICES (harness.device.visible_per_worker); a bad --devices is one line."""
+    from harness.device import visible_per_worker
+
+    try:
+        return visible_per_worker(workers, devices, device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def run_workers(settings, workers: int, gpus: tuple[str, ...] = ()) -> None:
+    """Run the study's queued trials in this process or in `workers` spawned ones (worker i sees
+    only GPU gpus[i] when `gpus` is given, so several workers share a machine's GPUs). Ctrl-C
     reaches every process of the terminal's group; a signal sent to this process alone is
     passed on to the workers, and it returns once they have queued their trials again."""
     from harness.sweep.study import run_worker, worker_process
 
     if workers <= 1:
+        if gpus:  # before CUDA starts in this process
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[0]
         run_worker(settings, progress=True)  # a bar on a terminal, else status lines
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
     threads = max(1, (os.cpu_count() or 1) // workers)
-    procs = [context.Process(target=worker_process, args=(settings, threads), name=f"sweep-worker-{i}")
+    procs = [context.Process(target=worker_process, args=(settings, threads, gpus[i] if gpus else None),
+                                 name=f"sweep-worker-{i}")
              for i in range(workers)]
     for p in procs:
         p.start()
@@ -165,6 +181,7 @@ def main(args) -> int:
         from harness.sweep.study import prepare
 
         settings = settings_from(args)
+        gpus = gpus_for(args.workers, args.devices, settings.base["train"]["device"])  # before any trial is queued
         try:
             prepared = prepare(settings, args.fail_running)
             queued, points = prepared["queued"], prepared["grid_points"]
@@ -178,7 +195,7 @@ def main(args) -> int:
                       "cancelled (FAIL, reason recorded)", file=sys.stderr)
             print(f"study {settings.study}: {plural(queued, 'trial')} queued "
                   f"(target {settings.trials}) in {shown(settings.storage)}", file=sys.stderr)
-            run_workers(settings, args.workers)
+            run_workers(settings, args.workers, gpus)
         except KeyboardInterrupt as err:
             print(interrupted_line(err), file=sys.stderr)
             return 130

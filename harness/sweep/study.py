@@ -12,6 +12,7 @@ hook live in harness/sweep/sampling.py, the objective in harness/sweep/objective
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -239,9 +240,12 @@ def signal_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def worker_process(settings: Settings, threads: int) -> None:
+def worker_process(settings: Settings, threads: int, gpu: str | None = None) -> None:
     """One of `--workers K` processes: run_worker, ending with exit code 130 and no traceback
-    on Ctrl-C (its trial queued again)."""
+    on Ctrl-C (its trial queued again). `gpu`: its CUDA_VISIBLE_DEVICES (sweep --devices), set
+    before CUDA starts here, so its trials' "auto"/"cuda" is that GPU (the cuda_visible_devices tag)."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     try:
         run_worker(settings, progress=False, threads=threads)
     except KeyboardInterrupt:
