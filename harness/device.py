@@ -68,6 +68,15 @@ def assign_devices(workers: int, devices: list[int], requested: str = "auto") ->
     return [f"cuda:{devices[i % len(devices)]}" for i in range(workers)]
 
 
+def see_only(gpu: str | None) -> None:
+    """Make this process see only CUDA device `gpu` (a worker of `--devices`; None: no change).
+    Call it before CUDA starts in the process, so that its "auto"/"cuda" is that GPU."""
+    import os
+
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
 def visible_per_worker(workers: int, devices: str | None, requested: str = "auto") -> tuple[str, ...]:
     """The CUDA_VISIBLE_DEVICES value of each of `workers` worker processes (`reproduce --jobs K
     --devices ...`, `sweep --workers K --devices ...`): worker i sees only the GPU that

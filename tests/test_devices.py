@@ -75,9 +75,9 @@ def test_sweep_devices_on_a_machine_without_cuda_is_one_line_and_queues_nothing(
 
 
 def test_sweep_devices_is_ignored_when_the_runs_are_on_the_cpu():
-    from harness.commands.sweep import gpus_for
+    from harness.commands.common import worker_gpus
 
-    assert gpus_for(4, "0,1", "cpu") == ()
+    assert worker_gpus(4, "0,1", "cpu") == ()
 
 
 def test_each_sweep_worker_sees_the_gpu_it_was_given(monkeypatch):

@@ -75,6 +75,17 @@ def refuse_disagreements(sets: list[str], shortcuts: list[str]) -> None:
 ABBREVIATIONS = {"al", "e.g", "i.e", "cf", "vs", "etc", "exp", "eq", "fig", "approx", "no", "resp"}
 
 
+def worker_gpus(workers: int, devices: str | None, device: str) -> tuple[str, ...]:
+    """Each worker's CUDA_VISIBLE_DEVICES for `--devices` (harness.device.visible_per_worker), shared by
+    `reproduce --jobs K` and `sweep --workers K`; a bad list is one line (UsageError)."""
+    from harness.device import visible_per_worker
+
+    try:
+        return visible_per_worker(workers, devices, device)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def first_sentence(text: str | None) -> str:
     """The first sentence of a docstring's first paragraph, whole (never cut), on one line;
     '' when there is no docstring. A paragraph that ends in ':' (it introduces a formula or

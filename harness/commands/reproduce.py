@@ -77,17 +77,8 @@ def dry_run(claim, args) -> str:
     return f"{claim.name} ({args.budget}): {len(plan)} runs in static grids{tuned}{staged}"
 
 
-def gpus_for(args) -> tuple[str, ...]:
-    """Each job's CUDA_VISIBLE_DEVICES (harness.device.visible_per_worker); a bad --devices is one line."""
-    from harness.device import visible_per_worker
-
-    try:
-        return visible_per_worker(args.jobs, args.devices, args.device)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-
-
 def main(args) -> int:
+    from harness.commands.common import worker_gpus
     from harness.reproduce.pool import Pool
     from harness.reproduce.runner import interrupted, reproduce, threads_for
     from harness.tracking import Outcome
@@ -119,7 +110,7 @@ def main(args) -> int:
         (("seeds", args.seeds), ("device", args.device), ("jobs", args.jobs), ("variants", args.variants))
         if value not in (None, "auto", 1))
     failed = 0
-    with Pool(args.jobs, threads=threads_for(args.jobs), plugins=tuple(args.plugin), gpus=gpus_for(args)) as pool:
+    with Pool(args.jobs, threads=threads_for(args.jobs), plugins=tuple(args.plugin), gpus=worker_gpus(args.jobs, args.devices, args.device)) as pool:
         for claim in selected:
             if args.dry_run:
                 print(dry_run(claim, args))

@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from harness.commands.common import add_config_arguments, resolve_spec
+from harness.commands.common import add_config_arguments, resolve_spec, worker_gpus
 from harness.config import ConfigError
 from harness.errors import UsageError
 from harness.sweep.settings import default_storage, sweep_settings
@@ -86,26 +86,16 @@ def seed_given(args, config: dict) -> bool:
     return args.seed is not None or "train.seed" in sets or "seed" in config.get("train", {})
 
 
-def gpus_for(workers: int, devices: str | None, device: str) -> tuple[str, ...]:
-    """Each worker's CUDA_VISIBLE_DEVICES (harness.device.visible_per_worker); a bad --devices is one line."""
-    from harness.device import visible_per_worker
-
-    try:
-        return visible_per_worker(workers, devices, device)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-
-
 def run_workers(settings, workers: int, gpus: tuple[str, ...] = ()) -> None:
     """Run the study's queued trials in this process or in `workers` spawned ones (worker i sees
     only GPU gpus[i] when `gpus` is given, so several workers share a machine's GPUs). Ctrl-C
     reaches every process of the terminal's group; a signal sent to this process alone is
     passed on to the workers, and it returns once they have queued their trials again."""
+    from harness.device import see_only
     from harness.sweep.study import run_worker, worker_process
 
     if workers <= 1:
-        if gpus:  # before CUDA starts in this process
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpus[0]
+        see_only(gpus[0] if gpus else None)
         run_worker(settings, progress=True)  # a bar on a terminal, else status lines
         return
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch threads
@@ -181,7 +171,7 @@ def main(args) -> int:
         from harness.sweep.study import prepare
 
         settings = settings_from(args)
-        gpus = gpus_for(args.workers, args.devices, settings.base["train"]["device"])  # before any trial is queued
+        gpus = worker_gpus(args.workers, args.devices, settings.base["train"]["device"])  # before any trial is queued
         try:
             prepared = prepare(settings, args.fail_running)
             queued, points = prepared["queued"], prepared["grid_points"]

@@ -46,8 +46,9 @@ def _watch_parent(parent: int) -> None:
 
 def main(conn, threads: int, plugins: tuple[str, ...], parent: int, gpu: str | None = None) -> None:
     code = 0
-    if gpu is not None:  # before CUDA starts in this process: its "cuda" is that one GPU
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    from harness.device import see_only
+
+    see_only(gpu)  # before CUDA starts in this process: its "cuda" is that one GPU
     try:
         _serve(conn, threads, plugins, parent)
     except BaseException:

@@ -12,7 +12,6 @@ hook live in harness/sweep/sampling.py, the objective in harness/sweep/objective
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -24,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from harness.config import flatten
+from harness.device import see_only
 from harness.sweep import space as spaces
 from harness.sweep.sampling import QueueEmpty, QueueStudy, check_queue_hook, make_sampler
 from harness.sweep.journal import nobody_running, running_a_trial
@@ -244,8 +244,7 @@ def worker_process(settings: Settings, threads: int, gpu: str | None = None) -> 
     """One of `--workers K` processes: run_worker, ending with exit code 130 and no traceback
     on Ctrl-C (its trial queued again). `gpu`: its CUDA_VISIBLE_DEVICES (sweep --devices), set
     before CUDA starts here, so its trials' "auto"/"cuda" is that GPU (the cuda_visible_devices tag)."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    see_only(gpu)
     try:
         run_worker(settings, progress=False, threads=threads)
     except KeyboardInterrupt:
