@@ -9,6 +9,22 @@ import torch
 from harness.training.model import SequenceModel
 
 
+def eval_steps(first: int, per_doubling: int, total: int) -> frozenset[int] | None:
+    """The steps of a geometric evaluation schedule, round(first * 2^(j / per_doubling)) for
+    j = 0, 1, ... up to `total` (None: per_doubling 0, evaluate every `first` steps). The points
+    do not depend on `total`, so the run with budget B evaluates at exactly the steps the run
+    with a larger budget evaluates at up to B: with a constant learning rate it is that run's
+    prefix, and `steps_to_solve` (the first solving evaluation) is the same in both. With first
+    = 25 and 4 per doubling the points include every 25 * 2^n (400, 800, ..., 6400)."""
+    if per_doubling <= 0:
+        return None
+    out, j = set(), 0
+    while (step := round(first * 2 ** (j / per_doubling))) <= total:
+        out.add(step)
+        j += 1
+    return frozenset(out)
+
+
 @torch.no_grad()
 def evaluate(model: SequenceModel, task, split: str, seed: int, device) -> dict[str, float]:
     was_training = model.training

@@ -39,6 +39,9 @@ DEFAULT_TASK = "recall"
 # Sections that describe where and how a run is recorded, not what is trained: they do not
 # change the result, so they are left out of the fingerprint that identifies a result.
 UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpoint_every", "memory_check")}
+# Options added after results were recorded, with the value that trains exactly as before they
+# existed: at that value they are left out of the fingerprint, so those results stay reusable.
+NEUTRAL = {"train": {"evals_per_doubling": 0}}
 _warned: set[str] = set()  # warnings already printed by this process (RunSpec.validate)
 
 
@@ -97,6 +100,8 @@ class RunSpec:
         a configuration written here to run elsewhere. warn: print each of `warnings()` on
         stderr, once per process."""
         paths = self.cell_class.paths
+        if self.train.evals_per_doubling and not self.train.eval_every:
+            raise ConfigError("train.evals_per_doubling needs train.eval_every > 0 (the schedule's first step)")
         if self.model.path != "auto" and self.model.path not in paths:
             raise ConfigError(f"model.path: variant {self.variant!r} has no {self.model.path!r} path; "
                               f"available: auto, {', '.join(paths)}")
@@ -133,6 +138,10 @@ class RunSpec:
                 data.pop(section)
             else:
                 for f in fields:
+                    data[section].pop(f)
+        for section, neutral in NEUTRAL.items():
+            for f, value in neutral.items():
+                if data[section].get(f) == value:
                     data[section].pop(f)
         data.pop("plugins")
         return config_fingerprint(data)

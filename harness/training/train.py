@@ -20,7 +20,7 @@ import torch
 from harness.training import checkpoint, numerics, probes, progress as live
 from harness.training.optim import lr_factor, make_optimizer
 from harness.device import resolve_device
-from harness.training.evaluation import criterion_of, evaluate, progress
+from harness.training.evaluation import criterion_of, eval_steps, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
 from harness.tracking import Outcome, Tracker
 
@@ -119,6 +119,7 @@ class Trainer:
         per_epoch = self.task.steps_per_epoch(self.cfg.batch_size)
         self.total = spec.total_steps(per_epoch)  # a dataset run: its epochs, capped by train.steps when set
         self.eval_every = self.cfg.eval_every or (per_epoch or max(1, self.total // 10))
+        self.eval_at = eval_steps(self.cfg.eval_every, self.cfg.evals_per_doubling, self.total)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(self.cfg, self.total))
         self.step = 0
         self.train_path: str | None = None  # the path of the training forward (probes use explicit)
@@ -241,7 +242,8 @@ class Trainer:
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     self.log_window(window, bar)
-                if self.step % self.eval_every == 0 or self.step == self.total:
+                if (self.step in self.eval_at if self.eval_at is not None else self.step % self.eval_every == 0) \
+                        or self.step == self.total:
                     metrics = self.validate()
                     bar.set_postfix_str(f"val_{task.primary_metric}={metrics[task.primary_metric]:.4g}")
                     if cfg.checkpoint_every == 0:
