@@ -1,0 +1,159 @@
+"""The memory horizon as a function of the training budget: L50(B), and whether it has a wall.
+
+Every run of a lag ladder trains until solved (or until the largest budget B_max) with a
+constant learning rate and an evaluation schedule that does not depend on the budget
+(harness/training/evaluation.py: eval_steps), so the run with a smaller budget B is the first
+B steps of the B_max run: it solved ⇔ steps_to_solve ≤ B. One ladder at B_max therefore gives
+the ladder of every smaller budget. At each budget the ladder's own stop rule is applied again
+(a seed stops climbing after `stop_after` lags in a row that it did not solve within B), and
+only the runs that ladder would have made count; L50(B) is then the horizon of
+harness/analysis/horizon_fit.py (a Firth logistic 50% point).
+
+Wall or growth: the slope of log L50 against log B, fitted by least squares over the budgets.
+Its 95% interval comes from the same bootstrap as the horizons (whole seeds resampled; one
+replicate gives L50 at every budget, hence one slope), with the expanded percentiles of
+Hesterberg 2015. A censored L50 (beyond the ladder, ">= L"; below it, "< L") enters the fit at
+its bound; when the censoring lies only on the growing side (">=" at the largest budgets, "<"
+at the smallest) the fitted slope is a lower bound on the true one, which can still show
+growth but never a wall. Rule (δ = DELTA):
+- **wall**: the interval lies within [-δ, δ];
+- **grows**: the interval's lower end is above 0 (L50 ∝ B^α, α = the slope);
+- **undetermined**: anything else (too wide an interval, or censoring that hides the answer).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import numpy as np
+
+from harness.analysis.horizon_fit import Horizon, crossing, expanded_tail
+
+# A wall: across a 16x span of budgets the horizon moves by less than one step of the sqrt(2)
+# lag ladder, i.e. |slope| <= log(sqrt 2) / log(16) = 0.125.
+DELTA = math.log(2 ** 0.5) / math.log(16)
+
+Chain = Sequence[tuple[float, float]]  # one seed's ladder at B_max: (lag, steps_to_solve; nan = unsolved)
+
+
+def budget_grid(b_max: int, span: int = 16) -> list[int]:
+    """B_max / 2^k for k = log2(span) .. 0, smallest first: e.g. 400, 800, 1600, 3200, 6400."""
+    doublings = round(math.log2(span))
+    return [b_max // 2 ** k for k in range(doublings, -1, -1)]
+
+
+def at_budget(chain: Chain, budget: float, stop_after: int = 2) -> list[tuple[float, bool]]:
+    """The (lag, solved) runs the ladder would have made with budget B: solved ⇔ steps_to_solve
+    ≤ B, in order of lag, stopping after `stop_after` unsolved lags in a row."""
+    out, misses = [], 0
+    for lag, steps in sorted(chain):
+        solved = bool(steps == steps and steps <= budget)  # nan: not solved within B_max
+        out.append((float(lag), solved))
+        misses = 0 if solved else misses + 1
+        if misses >= stop_after:
+            break
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Growth:
+    """log L50 = c + slope·log B across the budgets, and what that says."""
+
+    slope: float
+    low: float  # 95% interval of the slope
+    high: float
+    kind: str  # "wall", "grows" or "undetermined"
+    bound: str  # ">=" when censoring makes the slope a lower bound, else ""
+    budgets: int  # budgets in the fit
+
+    def text(self) -> str:
+        if not math.isfinite(self.slope):
+            return "n/a"
+        return f"{self.kind}: α {self.bound + ' ' if self.bound else ''}{self.slope:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+def slope(budgets: Sequence[float], horizons: Sequence[float]) -> float:
+    """Least-squares slope of log horizon on log budget."""
+    x, y = np.log(np.asarray(budgets, float)), np.log(np.asarray(horizons, float))
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+def censoring_bound(censored: Sequence[str]) -> str | None:
+    """"" when nothing is censored, ">=" when the censoring only makes the slope a lower bound
+    (">=" at budgets above every uncensored one, "<" below every uncensored one), None when it
+    hides the answer (every budget censored, or censored on the other side)."""
+    flags = list(censored)
+    if not any(flags):
+        return ""
+    free = [i for i, c in enumerate(flags) if not c]
+    if not free:
+        return None
+    for i, c in enumerate(flags):
+        if (c == ">=" and i < max(free)) or (c == "<" and i > min(free)):
+            return None
+    return ">="
+
+
+def classify(value: float, low: float, high: float, bound: str | None, delta: float = DELTA) -> str:
+    """The rule of the module docstring."""
+    if bound is None or not all(map(math.isfinite, (value, low, high))):
+        return "undetermined"
+    if low > 0:
+        return "grows"
+    if bound == "" and -delta <= low and high <= delta:
+        return "wall"
+    return "undetermined"
+
+
+def curve(chains: dict[int, Chain], budgets: Sequence[int], *, stop_after: int = 2, resamples: int = 1000,
+          level: float = 0.95, delta: float = DELTA, seed: int = 0) -> tuple[list[Horizon], Growth]:
+    """chains: seed -> its ladder at B_max. Returns L50 at every budget (with its interval over
+    seeds) and the growth of L50 with the budget."""
+    seeds = [s for s, c in chains.items() if len(c)]
+    if not seeds:
+        nan = math.nan
+        return [Horizon(nan, nan, nan, "", 0) for _ in budgets], Growth(nan, nan, nan, "undetermined", "", 0)
+    units = [chains[s] for s in seeds]
+
+    def estimate(chosen: Sequence[Chain]) -> list[tuple[float, str]]:
+        out = []
+        for budget in budgets:
+            flat = [pair for chain in chosen for pair in at_budget(chain, budget, stop_after)]
+            out.append(crossing([p[0] for p in flat], [float(p[1]) for p in flat]))
+        return out
+
+    point = estimate(units)
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple, list[float]] = {}  # a resample is a multiset of seeds: with 5 seeds only 126 differ
+    draws = []
+    for _ in range(resamples):
+        key = tuple(sorted(rng.integers(0, len(units), len(units)).tolist()))
+        if key not in cache:
+            cache[key] = [value for value, _ in estimate([units[i] for i in key])]
+        draws.append(cache[key])
+    draws = np.asarray(draws)  # (resamples, budgets)
+    tail = expanded_tail(len(units), level)
+    lows, highs = np.percentile(draws, [100 * tail, 100 * (1 - tail)], axis=0)
+    horizons = [Horizon(v, float(min(lo, v)), float(max(hi, v)), c, len(units))
+                for (v, c), lo, hi in zip(point, lows, highs)]
+    value = slope(budgets, [v for v, _ in point])
+    slopes = [slope(budgets, row) for row in draws]
+    s_low, s_high = np.percentile(slopes, [100 * tail, 100 * (1 - tail)])
+    s_low, s_high = float(min(s_low, value)), float(max(s_high, value))
+    bound = censoring_bound([c for _, c in point])
+    kind = classify(value, s_low, s_high, bound, delta)
+    return horizons, Growth(value, s_low, s_high, kind, bound or "", len(budgets))
+
+
+def power_law(lags: Sequence[float], costs: Sequence[float]) -> tuple[float, float] | None:
+    """(exponent, prefactor) of cost ≈ prefactor · lag^exponent by least squares on the logs
+    (None with fewer than two distinct lags): the cost of memory, e.g. sequences to solve."""
+    lags, costs = np.asarray(lags, float), np.asarray(costs, float)
+    keep = np.isfinite(costs) & (costs > 0)
+    if len(np.unique(lags[keep])) < 2:
+        return None
+    exponent = slope(lags[keep], costs[keep])
+    prefactor = float(np.exp(np.mean(np.log(costs[keep])) - exponent * np.mean(np.log(lags[keep]))))
+    return exponent, prefactor
