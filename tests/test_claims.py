@@ -37,7 +37,9 @@ def test_every_run_of_every_budget_is_a_valid_run(name, budget):
     tuned = {t.label: {c: {k: v.get("low", v.get("choices", [None])[0]) for k, v in t.space.items()} for c in t.cells}
              for t in claim.tunings(budget)}  # stand-ins for what the studies choose
     plan = claim.plan(budget, tuned=tuned)
-    staged = ([t.values(c) for t in claim.tunings(budget) for c in t.cells]
+    ladders = {lad.label: lad for lad in claim.ladders(budget)}
+    staged = ([t.values(c, *([] if t.lag_from is None else [lag])) for t in claim.tunings(budget) for c in t.cells
+               for lag in ([None] if t.lag_from is None else ladders[t.lag_from].lags)]
               + [lad.values(c, lag, 0) for lad in claim.ladders(budget) for c in lad.cells for lag in lad.lags])
     assert plan or staged, f"{name} runs nothing at the {budget} budget"
     assert len({tuple(sorted(p.values.items())) for p in plan}) == len(plan), "no duplicate runs"
@@ -47,8 +49,7 @@ def test_every_run_of_every_budget_is_a_valid_run(name, budget):
             assert spec.train.seed == planned.values["train.seed"]
         for values in staged:
             spec_for(claim, claims.Planned(values, {}), device="cpu", uri="sqlite:///unused.db")
-    seeds = {p.values["train.seed"] for p in plan} | {s for lad in claim.ladders(budget) if not lad.budget_of
-                                                        for s in range(lad.seeds)}
+    seeds = {p.values["train.seed"] for p in plan} | {s for lad in claim.ladders(budget) for s in range(lad.seeds)}
     if claim.trains and budget != "smoke":
         assert len(seeds) >= 3, "at least three seeds outside smoke tests"
     used = {p.values.get("model.variant") for p in plan} | {v.get("model.variant") for v in staged}
@@ -61,78 +62,104 @@ def test_claims_pin_their_cells_and_take_others_only_when_asked():
     horizon = claims.get("horizon", ("lstm", "gru"))
     assert horizon.cells == ("lstm", "gru")
     assert {lad.cells for lad in horizon.ladders("quick")} == {("lstm", "gru")}
-    assert claims.get("horizon").ladders("quick")[0].cells == claims.MISSION_CELLS
-    assert claims.get("horizon").ladders("quick")[0].seeds >= 5, "the issue's >= 5 seeds"
+    ladders = {lad.label: lad for lad in claims.get("horizon").ladders("quick")}
+    assert set(ladders["default"].cells) | set(ladders["chrono"].cells) == set(claims.MISSION_CELLS)
+    assert {"lstm", "gru"} <= set(ladders["default"].cells) & set(ladders["chrono"].cells), "init is a factor"
+    assert ladders["default"].seeds >= 5 and ladders["pilot-default"].seeds == 1
 
 
-def _ladder_runs(solves: dict[str, int], ladder="main", seeds=5, lags=(5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160),
-                 flips=()) -> list[RunRecord]:
-    """Ladder runs as the store holds them: each (cell, seed) climbs the lags, solving every lag
-    up to the cell's horizon, and stops after two unsolved lags in a row. `flips`: (cell, seed,
-    lag) whose outcome is the opposite."""
+LAGS = (5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320)
+
+
+def _ladder_runs(steps_for: dict[tuple[str, str], object], seeds=5, lags=LAGS, b_max=6400,
+                 batch=32) -> list[RunRecord]:
+    """Main-ladder runs as the store holds them (protocol v3): each (cell, initialisation, seed)
+    climbs the lags; lag L is solved at steps_for[(cell, init)](L, seed) steps when that is within
+    B_max; the chain stops after two unsolved lags in a row."""
     records = []
-    for cell, top in solves.items():
+    for (cell, init), steps_of in steps_for.items():
         for seed in range(seeds):
             misses = 0
             for lag in lags:
-                solved = (lag <= top) != ((cell, seed, lag) in flips)
+                steps = steps_of(lag, seed)
+                solved = steps <= b_max
                 params = {"model.variant": cell, "task.name": "recall", "task.length": str(lag),
-                          "task.symbols": "8", "task.distractors": "noise", "train.seed": str(seed),
-                          "train.steps": "2000" if ladder == "main" else "4000", "train.lr": "0.003",
-                          "model.hidden_size": "64"}
+                          "train.seed": str(seed), "train.steps": str(b_max), "train.batch_size": str(batch),
+                          "train.lr": "0.003", "model.hidden_size": "32"}
                 metrics = {"solved": float(solved), "test_accuracy": 1.0 if solved else 0.125,
                            "gradient_horizon": float(lag), "gradient_horizon_censored": 0.0}
                 if solved:
-                    metrics.update(steps_to_solve=10.0 * lag, sequences_to_solve=640.0 * lag)
-                records.append(RunRecord(f"{ladder}-{cell}-{lag}-{seed}", Outcome.FINISHED, None, None, params,
-                                         metrics, {"claim_grid": ladder, "claim_stage": "ladder", "outcome": "finished"}))
+                    metrics.update(steps_to_solve=float(steps), sequences_to_solve=float(steps * batch))
+                records.append(RunRecord(f"{init}-{cell}-{lag}-{seed}", Outcome.FINISHED, None, None, params,
+                                         metrics, {"claim_grid": init, "claim_stage": "ladder", "outcome": "finished"}))
                 misses = 0 if solved else misses + 1
                 if misses == 2:
                     break
     return records
 
 
+def wall(top: int):
+    """Solved fast up to `top` (one seed in five also the next lag), never beyond, at any budget."""
+    return lambda lag, seed: 100 + 10 * seed if lag <= top or (seed == 0 and lag == LAGS[LAGS.index(top) + 1]) \
+        else 10 ** 9
+
+
+def growing(alpha: float, at_b_max: int):
+    """steps_to_solve = B_max · (lag / at_b_max)^(1/α) (seed noise ±10%): L50(B) ∝ B^α, about
+    `at_b_max` at B_max."""
+    return lambda lag, seed: 6400 * (1 + 0.05 * (seed - 2)) * (lag / at_b_max) ** (1 / alpha)
+
+
 @pytest.mark.parametrize("srnn,lstm,verdict", [
-    (10, 80, "reproduced"),
-    (40, 40, "not reproduced"),
-    (10, 20, "partly reproduced"),
+    (wall(7), growing(0.8, 100), "reproduced"),
+    (wall(40), wall(28), "not reproduced"),
+    (wall(7), wall(20), "partly reproduced"),
 ])
 def test_horizon_verdict_is_computed_from_the_runs(srnn, lstm, verdict):
-    runs = neutral_table(_ladder_runs({"simple_rnn": srnn, "lstm": lstm}))
+    runs = neutral_table(_ladder_runs({("simple_rnn", "default"): srnn, ("lstm", "default"): lstm,
+                                       ("lstm", "chrono"): growing(1.0, 200)}))
     report = Horizon().analyse(runs, None)
-    assert report.verdict == verdict
-    horizons = report.tables["horizons"].set_index("variant")
-    lags = (5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160)
-    for cell, top in (("simple_rnn", srnn), ("lstm", lstm)):
-        following = lags[lags.index(top) + 1]  # the 50% point lies between the last solved and first failed lag
-        assert top < horizons.loc[cell, "horizon"] < following and horizons.loc[cell, "majority_rule"] == top
+    assert report.verdict == verdict, report.verdict_detail
+    table = report.tables["horizons_by_budget"]
+    assert set(table["budget_steps"]) == {400, 800, 1600, 3200, 6400}
+    rows = report.tables["verdict"].set_index(["variant", "init"])
+    assert rows.loc[("lstm", "chrono"), "matches"] == "(beside)" and ("simple_rnn", "chrono") not in rows.index
+    assert rows.loc[("simple_rnn", "default"), "budget_sequences"] == 6400 * 32  # the recipe's 200,000, nearest
 
 
-def test_a_budget_limited_setting_is_reported_as_untestable():
-    """The doubled budget solves lags the first budget did not: that horizon measures the budget."""
-    records = _ladder_runs({"simple_rnn": 10, "lstm": 40}) + _ladder_runs({"simple_rnn": 10, "lstm": 113},
-                                                                          ladder="budget-x2", seeds=3)
-    report = Horizon().analyse(neutral_table(records), None)
-    table = report.tables["horizons"].set_index("variant")
-    assert bool(table.loc["lstm", "budget_limited"]) and not bool(table.loc["simple_rnn", "budget_limited"])
-    row = report.tables["verdict"].set_index("variant").loc["lstm"]
-    assert row["budget-limited"] == "yes" and row["matches"] == "untestable"
-    assert report.verdict == "untestable" and "budget-limited: yes" in report.verdict_detail
+def test_a_wall_and_a_growing_horizon_are_told_apart_and_alpha_is_recovered():
+    runs = neutral_table(_ladder_runs({("simple_rnn", "default"): wall(10), ("lstm", "default"): growing(0.5, 80)}))
+    report = Horizon().analyse(runs, None)
+    growth = report.tables["growth"].set_index("variant")
+    assert growth.loc["simple_rnn", "kind"] == "wall"
+    assert growth.loc["lstm", "kind"] == "grows"
+    assert growth.loc["lstm", "alpha_low"] <= 0.5 <= growth.loc["lstm", "alpha_high"]
+    lstm = report.tables["horizons_by_budget"].query("variant == 'lstm'").sort_values("budget_steps")
+    assert lstm["horizon"].is_monotonic_increasing and lstm["horizon"].iloc[-1] > 3 * lstm["horizon"].iloc[0]
+    cost = report.tables["memory_cost"].set_index("variant")
+    assert cost.loc["lstm", "beta"] == pytest.approx(2.0, rel=0.15)  # sequences to solve ∝ lag^(1/α)
+    assert 0.9 < cost.loc["lstm (Hochreiter & Schmidhuber 1997, adding)", "beta"] < 1.2
 
 
-def test_horizon_censoring_and_the_majority_rule_beside_the_fit():
-    lags = (5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160)
-    flips = {("simple_rnn", 0, 14), ("simple_rnn", 1, 14)}  # two of five seeds also solve 14
-    report = Horizon().analyse(neutral_table(_ladder_runs({"simple_rnn": 10, "lstm": 160}, lags=lags, flips=flips)),
-                               None)
-    table = report.tables["horizons"].set_index("variant")
-    assert table.loc["simple_rnn", "majority_rule"] == 10 and 10 < table.loc["simple_rnn", "horizon"] < 20
-    assert table.loc["lstm", "censored"] == ">=" and table.loc["lstm", "horizon"] == 160
-    verdict = report.tables["verdict"].set_index("variant").loc["lstm"]
-    assert verdict["measured"].startswith(">= 160") and verdict["matches"] == "untestable"
-    assert report.verdict == "untestable"  # >= 160 may be 500: longer lags must decide ~100
-    steps = report.tables["steps_to_solve"].set_index(["variant", "lag"])
-    assert steps.loc[("lstm", 80), "median_steps_to_solve"] == 800 and steps.loc[("lstm", 80), "solved"] == 5
+def test_an_interval_across_the_claimed_range_is_inconclusive():
+    """Seeds disagree: some solve up to 40, some up to 113: LSTM's interval holds values inside
+    and outside 50-200, and the claim's verdict is inconclusive, not a guess."""
+    def split(lag, seed):
+        return 100 if lag <= (40 if seed < 2 else 113) else 10 ** 9
+    runs = neutral_table(_ladder_runs({("simple_rnn", "default"): wall(10), ("lstm", "default"): split}))
+    report = Horizon().analyse(runs, None)
+    rows = report.tables["verdict"].set_index(["variant", "init"])
+    assert rows.loc[("lstm", "default"), "matches"] == "inconclusive"
+    assert report.verdict == "inconclusive"
+
+
+def test_a_horizon_beyond_the_ladder_is_a_bound():
+    runs = neutral_table(_ladder_runs({("simple_rnn", "default"): wall(10), ("lstm", "default"): wall(226)},
+                                      lags=LAGS[:11]))
+    report = Horizon().analyse(runs, None)
+    row = report.tables["horizons_by_budget"].query("variant == 'lstm' and budget_steps == 6400").iloc[0]
+    assert row["censored"] == ">=" and row["horizon"] == 160 and row["text"].startswith(">= 160")
+    assert report.tables["verdict"].set_index("variant").loc["lstm", "matches"] == "inconclusive"
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +195,10 @@ def test_smoke_reproduce_and_report_end_to_end(smoke_results):
         assert f"- machine: {machine_name('cpu')}" in readme, "the processor the numbers came from"
         assert list(folder.glob("*.csv")) and list(folder.glob("*.md")) and list(folder.glob("*.png"))
         assert len(list(folder.glob("*.png"))) == len(list(folder.glob("*.svg")))
-    horizon = pd.read_csv(work / "results" / "horizon" / "accuracy_by_lag.csv")
-    assert set(horizon[horizon["ladder"] == "main"]["variant"]) == set(claims.get("horizon").cells)
+    horizon = pd.read_csv(work / "results" / "horizon" / "horizons_by_budget.csv")
+    assert set(horizon["variant"]) == set(claims.get("horizon").cells)
+    assert set(horizon[horizon["init"] == "default"]["variant"]) == {"simple_rnn", "lstm", "gru"}
+    assert horizon.groupby(["variant", "init"]).size().eq(5).all(), "five budgets per (cell, initialisation)"
     assert set(pd.read_csv(work / "results" / "horizon" / "tuning.csv")["variant"]) == set(claims.get("horizon").cells)
     imdb = pd.read_csv(work / "results" / "imdb" / "accuracy.csv")
     assert set(claims.get("imdb").cells) | {"lstm (bidirectional)"} == set(imdb["variant"])
@@ -196,8 +225,11 @@ def test_status_after_a_smoke_reproduce_has_nothing_left_to_run(smoke_results):
     # track.keep_checkpoint=resumable (the default): a run that reached a result leaves no checkpoint
     assert not list(smoke_results[0].glob("checkpoints/*/last.pt")), "checkpoints of finished runs remain"
     horizon = {p["label"]: p for s in statuses if s["claim"] == "horizon" for p in s["parts"]}
-    assert horizon["tune-lr"]["kind"] == "tuning" and horizon["tune-lr"]["finished"] == len(claims.get("horizon").cells)
-    assert horizon["main"]["kind"] == "ladder" and horizon["main"]["finished"] >= 2 * len(claims.get("horizon").cells)
+    cells = claims.get("horizon").cells
+    tuned = horizon["tune-default"]["finished"] + horizon["tune-chrono"]["finished"]
+    assert horizon["tune-chrono"]["kind"] == "tuning" and tuned == len(cells) + 2  # lstm and gru twice
+    assert horizon["pilot-default"]["kind"] == "ladder" and horizon["pilot-default"]["finished"] >= 2 * 3
+    assert horizon["chrono"]["kind"] == "ladder" and horizon["chrono"]["finished"] >= 2 * (len(cells) - 1)
 
 
 def test_the_dashboard_renders_in_chromium_with_every_figure(smoke_results):

@@ -25,6 +25,7 @@ class Verdict(enum.StrEnum):
     PARTLY = "partly reproduced"  # some of the claim's parts (or settings) hold, others do not
     NOT_REPRODUCED = "not reproduced"
     UNTESTABLE = "untestable"  # the runs cannot decide (missing cells, a budget that limits the answer)
+    INCONCLUSIVE = "inconclusive"  # an interval holds both the claimed effect and its absence (interval_match)
 
 
 def within_factor(value: float, claimed: float, factor: float, censored: str = "") -> str:
@@ -39,16 +40,42 @@ def within_factor(value: float, claimed: float, factor: float, censored: str = "
     return "yes" if low <= value <= high else "no"
 
 
+def interval_match(low: float, high: float, match_low: float, match_high: float) -> str:
+    """The one rule every claim uses to compare an interval with a claimed value: 'yes' when the
+    95% interval [low, high] lies inside the range that matches the claim [match_low, match_high],
+    'no' when it lies wholly outside it, 'inconclusive' when it holds values of both (the data
+    cannot tell the claimed effect from its absence at this budget). For a claimed difference d
+    against none, the matching range is the side of d/2 that d lies on (`difference_match`)."""
+    if match_low <= low and high <= match_high:
+        return "yes"
+    if high < match_low or low > match_high:
+        return "no"
+    return "inconclusive"
+
+
+def difference_match(low: float, high: float, claimed: float) -> str:
+    """interval_match for a claimed difference (e.g. +0.10 accuracy) against no difference: it
+    matches from half the claimed effect on, so an interval holding both 0 and the claimed effect
+    is 'inconclusive', one above d/2 'yes', one below it 'no'."""
+    half = claimed / 2
+    return interval_match(low, high, half, float("inf")) if claimed >= 0 else \
+        interval_match(low, high, float("-inf"), half)
+
+
 def verdict_of_matches(matches: dict[str, str]) -> Verdict:
     """A claim of several parts (e.g. "~7 for a vanilla RNN, ~100 for an LSTM"): reproduced when
     every part matches, not reproduced when none does, partly in between; untestable when any
-    part could not be tested."""
+    part could not be tested. An 'inconclusive' part counts neither for nor against: with no
+    part that fails, the claim is inconclusive; with one, the decided parts give the verdict."""
     values = list(matches.values())
     if not values or "untestable" in values:
         return Verdict.UNTESTABLE
-    if all(v == "yes" for v in values):
+    decided = [v for v in values if v != "inconclusive"]
+    if len(decided) < len(values) and "no" not in decided:
+        return Verdict.INCONCLUSIVE
+    if all(v == "yes" for v in decided):
         return Verdict.REPRODUCED
-    return Verdict.NOT_REPRODUCED if all(v == "no" for v in values) else Verdict.PARTLY
+    return Verdict.NOT_REPRODUCED if all(v == "no" for v in decided) else Verdict.PARTLY
 
 
 def against_claims(table: pd.DataFrame, claimed: dict[str, float], match: Callable[[dict | None, float], str],
@@ -173,10 +200,8 @@ class Claim:
                          f"{dict(t.space)}, minimising `{t.metric}`; fixed "
                          + ", ".join(f"`{k}={v}`" for k, v in t.fixed.items()))
         for lad in self.ladders(budget):
-            what = (f"the first {lad.seeds} seeds of {lad.budget_of} with {lad.factor} x its step budget"
-                    if lad.budget_of else f"{lad.seeds} seeds per cell")
             lines.append(f"- **{lad.label}** (ladder): `{lad.lag_key}` in {list(lad.lags)}, stopping after "
-                         f"{lad.stop_after} unsolved in a row; {what}; fixed "
+                         f"{lad.stop_after} unsolved in a row; {lad.seeds} seeds per cell; fixed "
                          + ", ".join(f"`{k}={v}`" for k, v in lad.fixed.items()))
         return lines
 

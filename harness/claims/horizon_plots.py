@@ -1,95 +1,88 @@
-"""Figures of the horizon claim: probability of solving against lag with the fitted curve and
-the 50% point, horizons against the claim, steps to solve against lag, gradient flow."""
+"""Figures of the horizon claim: the horizon against the training budget, the cost of memory
+(sequences to solve against lag, with fitted exponents), gradient flow."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from harness.analysis.plotting import color, grid_of_axes, log2_axis, log2_bars, plt
+from harness.analysis.plotting import color, plt
 
 
-def solve_probability(frame: pd.DataFrame, table: pd.DataFrame, fitted) -> "plt.Figure":
-    cells = list(table["variant"])
-    fig, axes = grid_of_axes(len(cells), ncols=4, size=(3.6, 3.0))
-    for i, (ax, cell) in enumerate(zip(axes, cells)):
-        part = frame[(frame.variant == cell) & (frame.ladder == "main")]
-        row = table[table.variant == cell].iloc[0]
-        observed = part.groupby("lag")["solved"].agg(["mean", "size"]).reset_index()
-        ax.scatter(observed["lag"], observed["mean"], s=12 + 8 * observed["size"], color=color(cell, i),
-                   alpha=0.8, label="fraction of seeds that solved")
-        grid = np.geomspace(part["lag"].min(), part["lag"].max(), 100)
-        curve = fitted(part, grid)
-        if curve is not None:
-            ax.plot(grid, curve, color=color(cell, i), lw=1.5, label="logistic fit")
-        ax.axvspan(row["ci_low"], row["ci_high"], color="grey", alpha=0.15, lw=0, label="95% interval")
-        ax.axvline(row["horizon"], color="black", lw=1, ls="--", label=f"horizon {row['text']}")
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        check = frame[(frame.variant == cell) & (frame.ladder == "budget-x2")]
-        if len(check):
-            again = check.groupby("lag")["solved"].mean()
-            ax.scatter(again.index, again.values, marker="x", s=25, color="black", alpha=0.7,
-                       label="re-run with 2x budget")
-        lags = sorted(set(part["lag"]))
-        log2_axis(ax, lags, fontsize=7, rotation=90 if len(lags) > 8 else 0)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_title(cell, fontsize=10)
-        ax.set_xlabel("lag (steps)")
-        ax.set_ylabel("P(solved)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="best")
-    fig.suptitle("Probability of solving delayed recall against lag (main ladder)", fontsize=12)
-    fig.tight_layout()
-    return fig
+MARKERS = {"default": "o", "chrono": "s"}
+STYLES = {"default": "-", "chrono": "--"}
 
 
-def horizon_bars(table: pd.DataFrame, claimed: dict) -> "plt.Figure":
-    fig, ax = plt.subplots(figsize=(8, 0.6 * len(table) + 1.6))
-    for y, row in enumerate(table.to_dict("records")):
-        for value, low, high, offset, alpha, label in (
-                (row["horizon"], row["ci_low"], row["ci_high"], -0.17, 0.9, "budget"),
-                (row["horizon_x2"], row["horizon_x2"], row["horizon_x2"], 0.17, 0.45, "2x budget")):
-            if not np.isfinite(value):
-                continue
-            ax.barh(y + offset, value, height=0.32, color=color(row["variant"], y), alpha=alpha,
-                    hatch="//" if (row["censored"] and label == "budget") else None)
-            if label == "budget":
-                ax.errorbar(value, y + offset, xerr=[[value - low], [high - value]], color="black", capsize=3, lw=1)
-                ax.text(high * 1.08, y + offset, row["text"] + (" (budget-limited)" if row["budget_limited"] else ""),
-                        va="center", fontsize=7)
-            else:
-                ax.text(value * 1.08, y + offset, f"2x budget: {row['text_x2']}", va="center", fontsize=6.5)
+def horizon_vs_budget(table: pd.DataFrame, claimed: dict, recipe: int) -> "plt.Figure":
+    """L50 against the training budget (sequences), log-log, one line per (cell, initialisation),
+    95% intervals as bars; a censored L50 (beyond the ladder) as an open triangle at its bound."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for i, ((cell, init), part) in enumerate(table.groupby(["variant", "init"], sort=False)):
+        part = part.sort_values("budget_sequences")
+        c = color(cell, i)
+        x, y = part["budget_sequences"].to_numpy(float), part["horizon"].to_numpy(float)
+        ax.plot(x, y, color=c, ls=STYLES.get(init, "-"), marker=MARKERS.get(init, "o"), ms=4,
+                label=f"{cell} ({init})")
+        ax.errorbar(x, y, yerr=[y - part["ci_low"], part["ci_high"] - y], fmt="none", color=c, capsize=2, lw=0.8)
+        up = part["censored"] == ">="
+        ax.scatter(x[up], y[up], marker="^", s=50, facecolors="none", edgecolors=c)
     for cell, value in claimed.items():
-        ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
-    top = float(np.nanmax(table[["ci_high", "horizon_x2"]].to_numpy(float)))
-    log2_bars(ax, list(table["variant"]), top, lowest=2, room=5)
-    ax.set_xlabel("horizon: lag with a 50% chance of solving (95% interval; pale: doubled budget; hatched: censored)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
-    ax.set_title("Measured memory horizon vs the claim")
+        ax.axhline(value, color=color(cell), ls=":", lw=1.2, label=f"claimed ~{value} ({cell})")
+    ax.axvline(recipe, color="black", ls="-.", lw=1, label=f"the recipe's budget ({recipe:,} sequences)")
+    ax.set_xscale("log")
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("training budget (sequences; a run with budget B is the first B of the largest run)")
+    ax.set_ylabel("horizon L50 (lag with a 50% chance of solving)")
+    ax.set_title("Memory horizon against the training budget (95% intervals; triangle: beyond the ladder)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
 
 
-def steps_to_solve(steps: pd.DataFrame) -> "plt.Figure":
-    fig, ax = plt.subplots(figsize=(7.5, 4.4))
-    for i, (cell, part) in enumerate(steps.groupby("variant")):
-        part = part.dropna(subset=["median_steps_to_solve"]).sort_values("lag")
+def sequences_to_solve(steps: pd.DataFrame, exponents: pd.DataFrame, reference: dict) -> "plt.Figure":
+    """The cost of memory: sequences to solve against lag, log-log, each (cell, initialisation)
+    with its fitted exponent; the 1997 LSTM's numbers on the adding problem beside them."""
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    beta = {(r["variant"], r["init"]): r["beta"] for r in exponents.to_dict("records")}
+    for i, ((cell, init), part) in enumerate(steps.groupby(["variant", "init"], sort=False)):
+        part = part.dropna(subset=["median_sequences_to_solve"]).sort_values("lag")
         if part.empty:
             continue
-        c = color(cell, i)
-        ax.plot(part["lag"], part["median_steps_to_solve"], marker="o", ms=4, color=c, label=cell)
-        ax.fill_between(part["lag"], part["q25"], part["q75"], color=c, alpha=0.15, lw=0)
-    budget = steps["step_budget"].max() if len(steps) else None
-    if budget:
-        ax.axhline(budget, color="grey", ls="--", lw=1, label=f"step budget ({budget})")
-    log2_axis(ax, sorted(set(steps["lag"])), fontsize=7)
+        b = beta.get((cell, init), float("nan"))
+        ax.plot(part["lag"], part["median_sequences_to_solve"], color=color(cell, i), ls=STYLES.get(init, "-"),
+                marker=MARKERS.get(init, "o"), ms=4, label=f"{cell} ({init}): β = {b:.2f}")
+    ax.scatter(list(reference), list(reference.values()), marker="x", s=40, color="black",
+               label="LSTM 1997, adding problem (sequences to solve)")
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("lag (steps)")
-    ax.set_ylabel("steps to solve (median of solved seeds, IQR)")
-    ax.set_title("The cost of memory: training steps until recall is solved")
+    ax.set_ylabel("training sequences to solve (median of the seeds that solved)")
+    ax.set_title("The cost of memory: sequences to solve ∝ lag^β")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def last_profiles(frame: pd.DataFrame, context) -> pd.DataFrame | None:
+    """The last gradient-flow profile of seed 0 of every cell (its first initialisation) at the
+    longest lag all of them ran."""
+    part = frame[~frame["pilot"] & (frame.seed == 0) & (frame.outcome == "finished")]
+    part = part[part.groupby("variant")["init"].transform("first") == part["init"]]
+    if part.empty or context is None:
+        return None
+    common = set.intersection(*(set(p["lag"]) for _, p in part.groupby("variant")))
+    if not common:
+        return None
+    lag, out = max(common), []
+    for row in part[part["lag"] == lag].itertuples():
+        try:
+            csv = pd.read_csv(context.artifact(row.run_id, "gradient_flow.csv"))
+        except Exception:  # a run without the artifact (probe off): left out of the figure
+            continue
+        last = csv[csv["step"] == csv["step"].max()]
+        out.append(last.assign(variant=row.variant, length=lag))
+    return pd.concat(out) if out else None
 
 
 def gradient_profiles(profiles: pd.DataFrame) -> "plt.Figure":

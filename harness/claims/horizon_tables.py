@@ -1,5 +1,6 @@
-"""The horizon claim's numbers: its runs as one frame, horizons with intervals and the budget
-check, steps to solve, accuracy by lag, the tuning choices and gradient horizons."""
+"""The horizon claim's numbers (protocol v3): its runs as one frame, L50 at every budget with its
+interval, wall or growth per (cell, initialisation), the verdict at the recipe's budget, the cost
+of memory (sequences to solve against lag), the tuning and pilots, accuracy and gradient horizons."""
 from __future__ import annotations
 
 import math
@@ -8,22 +9,29 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
+from harness.analysis.budget_curve import budget_grid, curve, power_law
+from harness.claims.base import ClaimReport
 from harness.claims.columns import metric, numeric, outcome, param
-from harness.analysis.horizon_fit import firth_logistic, horizon, majority
+from harness.claims.horizon import BUDGET_SPAN, CLAIMED, RECIPE_SEQUENCES, match, verdict_of
 
-MAIN, CHECK = "main", "budget-x2"
-STEP = 2 ** 0.5  # the ladder's ratio between neighbouring lags: the finest move it can resolve
+PILOT = "pilot-"
+# Hochreiter & Schmidhuber 1997, experiment 4 (the adding problem; LSTM without a forget gate):
+# training sequences until solved, by sequence length (the cost of memory the LSTM was born with)
+LSTM_1997 = {100: 74_000, 500: 209_000, 1000: 853_000}
 
 
 def frame(runs: pd.DataFrame, claim) -> pd.DataFrame:
-    """One row per ladder run: cell, lag, seed, ladder, solved, steps_to_solve, accuracy, ..."""
+    """One row per ladder run (pilots included): cell, initialisation, lag, seed, B_max, solved,
+    steps_to_solve, ..."""
     stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
     part = runs[stage == "ladder"]
+    label = part["claim_grid"].astype(str)
     out = pd.DataFrame({
-        "run_id": part["run_id"], "ladder": part["claim_grid"], "variant": param(part, "model.variant"),
+        "run_id": part["run_id"], "ladder": label, "init": label.str.removeprefix(PILOT),
+        "pilot": label.str.startswith(PILOT), "variant": param(part, "model.variant"),
         "lag": numeric(part, "task.length").astype(int), "seed": numeric(part, "train.seed").astype(int),
-        "steps": numeric(part, "train.steps").astype(int), "lr": numeric(part, "train.lr"),
-        "outcome": outcome(part), "accuracy": metric(part, "test_accuracy"),
+        "steps": numeric(part, "train.steps").astype(int), "batch": numeric(part, "train.batch_size").astype(int),
+        "lr": numeric(part, "train.lr"), "outcome": outcome(part), "accuracy": metric(part, "test_accuracy"),
         "steps_to_solve": metric(part, "steps_to_solve"), "sequences_to_solve": metric(part, "sequences_to_solve"),
         "gradient_horizon": metric(part, "gradient_horizon"),
         "gradient_censored": metric(part, "gradient_horizon_censored")})
@@ -31,69 +39,87 @@ def frame(runs: pd.DataFrame, claim) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def ladders(part: pd.DataFrame) -> dict[int, list[tuple[float, bool]]]:
-    return {int(seed): sorted(zip(p["lag"].astype(float), p["solved"].astype(bool)))
-            for seed, p in part.groupby("seed")}
+def groups(frame: pd.DataFrame, cells) -> list[tuple[str, str, pd.DataFrame]]:
+    """(cell, initialisation, its main-ladder runs) in the claim's cell order, default first."""
+    main = frame[~frame["pilot"]]
+    return [(cell, init, part) for init in ("default", "chrono") for cell in cells
+            if len(part := main[(main.variant == cell) & (main.init == init)])]
 
 
-def doubled(main: pd.DataFrame, check: pd.DataFrame, seeds: list[int]) -> dict[int, list[tuple[float, bool]]]:
-    """The doubled-budget ladders of `seeds`: a lag solved within the first budget is solved (the
-    same run); the others are the check ladder's re-runs."""
-    out = {}
-    for seed in seeds:
-        first = {lag: ok for lag, ok in zip(main[main.seed == seed]["lag"], main[main.seed == seed]["solved"])}
-        again = {lag: ok for lag, ok in zip(check[check.seed == seed]["lag"], check[check.seed == seed]["solved"])}
-        lags = sorted(set(first) | set(again))
-        out[seed] = [(float(lag), bool(first.get(lag) or again.get(lag, False))) for lag in lags]
-    return out
+def curves(frame: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per (cell, initialisation, budget): L50 and its interval; one row per (cell,
+    initialisation): the growth of L50 with the budget)."""
+    rows, growth_rows = [], []
+    for cell, init, part in groups(frame, cells):
+        b_max, batch = int(part["steps"].max()), int(part["batch"].iloc[0])
+        budgets = budget_grid(b_max, BUDGET_SPAN)
+        chains = {int(seed): list(zip(p["lag"].astype(float),
+                                      np.where(p["solved"], p["steps_to_solve"].astype(float), math.nan)))
+                  for seed, p in part.groupby("seed")}
+        horizons, growth = curve(chains, budgets)
+        for budget, h in zip(budgets, horizons):
+            rows.append({"variant": cell, "init": init, "budget_steps": budget, "budget_sequences": budget * batch,
+                         "horizon": h.lag, "ci_low": h.low, "ci_high": h.high, "censored": h.censored,
+                         "text": h.text(), "seeds": h.seeds, "b_max": b_max})
+        growth_rows.append({"variant": cell, "init": init, "b_max": b_max, "budgets": growth.budgets,
+                            "alpha": growth.slope, "alpha_low": growth.low, "alpha_high": growth.high,
+                            "kind": growth.kind, "bound": growth.bound, "text": growth.text(),
+                            "lr": float(part["lr"].iloc[0]), "runs": len(part)})
+    return pd.DataFrame(rows), pd.DataFrame(growth_rows)
 
 
-def horizons(frame: pd.DataFrame, cells) -> pd.DataFrame:
+def at_recipe(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (cell, initialisation), the budget nearest (in log) to the recipe's sequences."""
+    if table.empty:
+        return table
+    distance = (np.log(table["budget_sequences"]) - math.log(RECIPE_SEQUENCES)).abs()
+    return table.assign(distance=distance).sort_values("distance").groupby(["variant", "init"], sort=False) \
+        .head(1).drop(columns="distance")
+
+
+def verdict_table(table: pd.DataFrame, growth: pd.DataFrame) -> pd.DataFrame:
+    recipe = at_recipe(table)
     rows = []
-    # The check's seeds are those any cell re-ran; a cell with nothing unsolved to re-run on them
-    # has the same doubled-budget ladder as its first one (every lag carried over).
-    check_seeds = sorted(set(frame[frame.ladder == CHECK]["seed"]))
-    for cell in [c for c in cells if c in set(frame["variant"])]:
-        main = frame[(frame.variant == cell) & (frame.ladder == MAIN)]
-        check = frame[(frame.variant == cell) & (frame.ladder == CHECK)]
-        if main.empty:
-            continue
-        h1 = horizon(ladders(main))
-        seeds = [s for s in check_seeds if s in set(main["seed"])]
-        h2 = horizon(doubled(main, check, seeds)) if seeds else None
-        same = horizon(ladders(main[main.seed.isin(seeds)])) if seeds else None
-        # The budget's own effect: the doubled budget against the first, on the same seeds. It
-        # limits the horizon when it moves it by more than the interval (at least a ladder step).
-        limited = h2 is not None and moved(same.lag, h2.lag, h1)
-        rows.append({"variant": cell, "horizon": h1.lag, "ci_low": h1.low, "ci_high": h1.high,
-                     "censored": h1.censored, "text": h1.text(), "majority_rule": majority(ladders(main)),
-                     "seeds": h1.seeds, "runs": len(main), "longest_lag_run": int(main["lag"].max()),
-                     "lr": float(main["lr"].iloc[0]),
-                     "horizon_same_seeds": math.nan if same is None else same.lag,
-                     "horizon_x2": math.nan if h2 is None else h2.lag,
-                     "text_x2": "not run" if h2 is None else h2.text(),
-                     "check_seeds": len(seeds), "budget_limited": bool(limited)})
+    for cell, claimed in CLAIMED.items():
+        for init in ("default", "chrono"):
+            found = recipe[(recipe.variant == cell) & (recipe.init == init)]
+            if found.empty and init == "chrono":
+                continue  # a cell without a forget gate has one initialisation
+            row = None if found.empty else found.iloc[0].to_dict()
+            g = growth[(growth.variant == cell) & (growth.init == init)]
+            rows.append({"variant": cell, "init": init, "claimed": f"~{claimed}",
+                         "budget_sequences": math.nan if row is None else int(row["budget_sequences"]),
+                         "L50 at the recipe budget": "n/a" if row is None else row["text"],
+                         "with the budget": "n/a" if g.empty else g.iloc[0]["text"],
+                         "matches": match(row, claimed) if init == "default" else "(beside)"})
     return pd.DataFrame(rows)
 
 
-def moved(first: float, second: float, h1) -> bool:
-    """Whether the horizon moved from `first` to `second` (same seeds, 1x and 2x budget) by more
-    than h1's 95% interval allows, taking at least one ladder step either way."""
-    up = max(h1.high / h1.lag, STEP) if h1.lag > 0 else STEP
-    down = max(h1.lag / h1.low, STEP) if h1.low > 0 else STEP
-    return second > first * up or second < first / down
-
-
-def steps_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Steps (and sequences) to solve against lag: the cost of memory (solved runs only)."""
+def steps_table(frame: pd.DataFrame, cells) -> pd.DataFrame:
+    """Steps and sequences to solve against lag, solved runs of the main ladders: the cost of memory."""
     rows = []
-    for (cell, lag), part in frame[frame.ladder == MAIN].groupby(["variant", "lag"]):
-        solved = part[part["solved"]]
-        q = solved["steps_to_solve"].quantile([0.25, 0.5, 0.75]) if len(solved) else pd.Series([math.nan] * 3)
-        rows.append({"variant": cell, "lag": lag, "runs": len(part), "solved": len(solved),
-                     "median_steps_to_solve": q.iloc[1], "q25": q.iloc[0], "q75": q.iloc[2],
-                     "median_sequences_to_solve": solved["sequences_to_solve"].median() if len(solved) else math.nan,
-                     "step_budget": int(part["steps"].iloc[0])})
+    for cell, init, part in groups(frame, cells):
+        for lag, at in part.groupby("lag"):
+            solved = at[at["solved"]]
+            q = solved["steps_to_solve"].quantile([0.25, 0.5, 0.75]) if len(solved) else pd.Series([math.nan] * 3)
+            rows.append({"variant": cell, "init": init, "lag": lag, "runs": len(at), "solved": len(solved),
+                         "median_steps_to_solve": q.iloc[1], "q25": q.iloc[0], "q75": q.iloc[2],
+                         "median_sequences_to_solve": solved["sequences_to_solve"].median() if len(solved)
+                         else math.nan, "b_max": int(at["steps"].max())})
+    return pd.DataFrame(rows)
+
+
+def exponents(steps: pd.DataFrame) -> pd.DataFrame:
+    """Sequences to solve ∝ lag^β per (cell, initialisation), fitted over every solved run's
+    median, beside the 1997 LSTM's β on the adding problem."""
+    rows = []
+    for (cell, init), part in steps.groupby(["variant", "init"], sort=False):
+        fit = power_law(part["lag"], part["median_sequences_to_solve"])
+        rows.append({"variant": cell, "init": init, "beta": math.nan if fit is None else fit[0],
+                     "lags_solved": int(part["median_sequences_to_solve"].notna().sum())})
+    ref = power_law(list(LSTM_1997), list(LSTM_1997.values()))
+    rows.append({"variant": "lstm (Hochreiter & Schmidhuber 1997, adding)", "init": "no forget gate",
+                 "beta": ref[0], "lags_solved": len(LSTM_1997)})
     return pd.DataFrame(rows)
 
 
@@ -108,61 +134,54 @@ def by_lag(frame: pd.DataFrame) -> pd.DataFrame:
 
 def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for (cell, lag), part in frame[frame.ladder == MAIN].groupby(["variant", "lag"]):
-        rows.append({"variant": cell, "lag": lag, "median_gradient_horizon": part["gradient_horizon"].median(),
+    for (init, cell, lag), part in frame[~frame["pilot"]].groupby(["init", "variant", "lag"]):
+        rows.append({"variant": cell, "init": init, "lag": lag,
+                     "median_gradient_horizon": part["gradient_horizon"].median(),
                      "censored_fraction": part["gradient_censored"].mean(), "runs": len(part)})
     return pd.DataFrame(rows)
 
 
-def tuning_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The tuning studies' choices, one row per cell."""
+def tuning_table(runs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (cell, initialisation): the pilot's largest solved lag, the tuning lag and the choice."""
     stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
     part = runs[stage == "tuning"]
+    columns = ["variant", "init", "pilot_largest_solved", "tuning_lag", "chosen_lr", "trials", "best_objective"]
     if part.empty:
-        return pd.DataFrame(columns=["variant", "chosen_lr", "trials", "objective", "best_objective"])
-    return pd.DataFrame({
-        "variant": param(part, "model.variant"), "chosen_lr": numeric(part, "train.lr"),
-        "trials": numeric(part, "tuning.trials"), "objective": param(part, "tuning.metric"),
-        "best_objective": metric(part, "tuning_best"),
+        return pd.DataFrame(columns=columns)
+    pilots = frame[frame["pilot"]]
+    out = pd.DataFrame({
+        "variant": param(part, "model.variant"), "init": part["claim_grid"].astype(str).str.removeprefix("tune-"),
+        "tuning_lag": numeric(part, "task.length"), "chosen_lr": numeric(part, "train.lr"),
+        "trials": numeric(part, "tuning.trials"), "best_objective": metric(part, "tuning_best"),
         "best_trial_test_accuracy": metric(part, "tuning_test_accuracy")}).reset_index(drop=True)
-
-
-def fitted_curve(part: pd.DataFrame, lags: np.ndarray) -> np.ndarray | None:
-    """P(solved) on `lags` from the Firth fit of one cell's runs (None when nothing to fit)."""
-    fit = firth_logistic(np.log(part["lag"].astype(float)), part["solved"].astype(float))
-    if fit is None:
-        return None
-    a, b = fit
-    return 1 / (1 + np.exp(-(a + b * np.log(lags))))
-
-
-def figures(frame: pd.DataFrame, table: pd.DataFrame, claimed: dict, context) -> dict:
-    from harness.claims import horizon_plots as plots
-
-    out = {"solve_probability": plots.solve_probability(frame, table, fitted_curve),
-           "horizons": plots.horizon_bars(table, claimed),
-           "steps_to_solve": plots.steps_to_solve(steps_table(frame))}
-    profiles = _profiles(frame, context)
-    if profiles is not None:
-        out["gradient_flow"] = plots.gradient_profiles(profiles)
+    solved = pilots[pilots["solved"]].groupby(["variant", "init"])["lag"].max()
+    out.insert(2, "pilot_largest_solved", [solved.get((v, i), math.nan) for v, i in zip(out.variant, out.init)])
     return out
 
 
-def _profiles(frame: pd.DataFrame, context) -> pd.DataFrame | None:
-    """The last gradient-flow profile of seed 0 of every cell at the longest lag all of them ran."""
-    part = frame[(frame.ladder == MAIN) & (frame.seed == 0) & (frame.outcome == "finished")]
-    if part.empty or context is None:
-        return None
-    common = set.intersection(*(set(p["lag"]) for _, p in part.groupby("variant")))
-    if not common:
-        return None
-    lag, out = max(common), []
-    for row in part[part["lag"] == lag].itertuples():
-        try:
-            csv = pd.read_csv(context.artifact(row.run_id, "gradient_flow.csv"))
-        except Exception:  # a run without the artifact (probe off): left out of the figure
-            continue
-        last = csv[csv["step"] == csv["step"].max()]
-        out.append(last.assign(variant=row.variant, length=lag))
-    return pd.concat(out) if out else None
+def detail(verdict_rows: pd.DataFrame, growth: pd.DataFrame) -> str:
+    parts = [f"{r['variant']} ({r['init']} init) L50 = {r['L50 at the recipe budget']} at "
+             f"{r['budget_sequences']:,} training sequences (claimed {r['claimed']}; {r['with the budget']}): "
+             f"{r['matches']}" for r in verdict_rows.to_dict("records") if r["budget_sequences"] == r["budget_sequences"]]
+    others = [f"{r['variant']} ({r['init']}) {r['text']}" for r in growth.to_dict("records")
+              if (r["variant"], r["init"]) not in {(v["variant"], v["init"]) for v in verdict_rows.to_dict("records")}]
+    return "; ".join(parts) + "." + (f" With the budget, the other cells: {', '.join(others)}." if others else "")
 
+
+def analyse(claim, runs: pd.DataFrame, context) -> ClaimReport:
+    from harness.claims import horizon_plots as plots
+
+    data = frame(runs, claim)
+    table, growth = curves(data, claim.cells)
+    verdicts = verdict_table(table, growth)
+    verdict = verdict_of(verdicts.to_dict("records"))
+    steps = steps_table(data, claim.cells)
+    figures = {"horizon_vs_budget": plots.horizon_vs_budget(table, CLAIMED, RECIPE_SEQUENCES),
+               "sequences_to_solve": plots.sequences_to_solve(steps, exponents(steps), LSTM_1997)}
+    profiles = plots.last_profiles(data, context)
+    if profiles is not None:
+        figures["gradient_flow"] = plots.gradient_profiles(profiles)
+    return ClaimReport(verdict, detail(verdicts, growth), {
+        "verdict": verdicts, "horizons_by_budget": table, "growth": growth, "steps_to_solve": steps,
+        "memory_cost": exponents(steps), "accuracy_by_lag": by_lag(data), "tuning": tuning_table(runs, data),
+        "gradient_horizon": gradient_table(data)}, figures)

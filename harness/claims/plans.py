@@ -4,11 +4,10 @@ A `Tuning` gives every cell of a claim the same number of Optuna trials over the
 space and objective (equal tuning budget, Melis et al. 2018; Greff et al. 2015); the values it
 chooses feed the ladders that name it. A `Ladder` climbs a list of task lengths (lags) per cell
 and seed, in order, and stops that (cell, seed) after `stop_after` unsolved lags in a row:
-long lags, the expensive ones, are only run for cells that can still solve them. A ladder with
-`budget_of` is the budget-sensitivity check of another: the same seeds (the first `seeds`) with
-`factor` times the step budget; a lag the other ladder solved is the same run under the larger
-budget (same seed, constant learning rate, training stops at the first solving evaluation),
-so only the unsolved lags are run again.
+long lags, the expensive ones, are only run for cells that can still solve them. A tuning with
+`lag_from` tunes each cell where it can be measured: at the largest lag that cell's pilot ladder
+(the ladder of that label, run first, untuned) solved (`tuning_lag`), never at a lag the cell
+did not solve there.
 harness/reproduce/stages.py runs them; this module only declares.
 """
 from __future__ import annotations
@@ -27,9 +26,25 @@ class Tuning:
     metric: str = "solve_cost"  # a metric every run logs (train.py); minimised
     per_cell: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     seed: int = 0  # the sampler's seed (one process per study: reproducible)
+    lag_from: str | None = None  # a pilot Ladder's label: each cell is tuned at tuning_lag of its pilot
+    lag_key: str = "task.length"
 
-    def values(self, cell: str) -> dict[str, Any]:
-        return {**self.fixed, **self.per_cell.get(cell, {}), "model.variant": cell}
+    def values(self, cell: str, lag: int | None = None) -> dict[str, Any]:
+        """A trial's fixed values; with `lag_from`, `lag` (the cell's tuning lag) is required."""
+        out = {**self.fixed, **self.per_cell.get(cell, {}), "model.variant": cell}
+        if self.lag_from is not None:
+            if lag is None:
+                raise ValueError(f"tuning {self.label}: the lag comes from pilot {self.lag_from}; none given")
+            out[self.lag_key] = int(lag)
+        return out
+
+
+def tuning_lag(pilot: Mapping[int, bool], lags: tuple[int, ...]) -> int:
+    """Where a cell is tuned: the largest lag its pilot ladder solved (the cell's margin at the
+    pilot's learning rate), so no cell is tuned on a lag it was not seen to solve; the shortest
+    lag when the pilot solved none (the report shows the pilot beside the choice)."""
+    solved = [lag for lag, ok in pilot.items() if ok]
+    return int(max(solved)) if solved else int(min(lags))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,12 +58,7 @@ class Ladder:
     stop_after: int = 2  # unsolved lags in a row that end a (cell, seed) ladder
     per_cell: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     tuned_by: str | None = None  # the Tuning whose chosen values every run takes
-    budget_of: str | None = None  # the ladder whose budget this one multiplies
-    factor: int = 1  # step budget (train.steps) multiplier of `budget_of`
 
     def values(self, cell: str, lag: int, seed: int, tuned: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        out = {**self.fixed, **self.per_cell.get(cell, {}), **(tuned or {}), "model.variant": cell,
-               self.lag_key: lag, "train.seed": seed}
-        if self.factor != 1:
-            out["train.steps"] = int(out["train.steps"]) * self.factor
-        return out
+        return {**self.fixed, **self.per_cell.get(cell, {}), **(tuned or {}), "model.variant": cell,
+                self.lag_key: lag, "train.seed": seed}

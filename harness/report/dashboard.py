@@ -16,7 +16,7 @@ body { font: 15px/1.5 system-ui, sans-serif; margin: 0 auto; max-width: 1100px; 
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 .verdict { display: inline-block; padding: .2rem .7rem; border-radius: 1rem; font-weight: 600; color: #fff; }
 .v-good { background: #2e7d32; } .v-bad { background: #c62828; } .v-mixed { background: #ef6c00; }
-.v-none { background: #757575; }
+.v-none { background: #757575; } .v-open { background: #1565c0; }
 table { border-collapse: collapse; font-size: 13px; margin: .5rem 0 1rem; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: right; } th { background: #f5f5f5; }
 td:first-child, th:first-child { text-align: left; }
@@ -57,7 +57,7 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ t
 
 
 CSS = {Verdict.REPRODUCED: "v-good", Verdict.NOT_REPRODUCED: "v-bad", Verdict.PARTLY: "v-mixed",
-       Verdict.UNTESTABLE: "v-none"}
+       Verdict.UNTESTABLE: "v-none", Verdict.INCONCLUSIVE: "v-open"}
 
 
 def verdict_css(verdict: str) -> str:

@@ -88,7 +88,8 @@ def reproduce(claim: Claim, budget: str, *, seeds: int | None, device: str, uri:
     uri = resolve_uri(uri)
     open_runs(uri)  # checks the store; reading creates nothing
     plan = claim.plan(budget, seeds)
-    staged = ([Planned(t.values(c), {}) for t in claim.tunings(budget) for c in t.cells[:1]]
+    # (a tuning whose lag comes from a pilot reads the data its pilot ladder reads, checked below)
+    staged = ([Planned(t.values(c), {}) for t in claim.tunings(budget) if t.lag_from is None for c in t.cells[:1]]
               + [Planned(lad.values(c, lad.lags[0], 0), {}) for lad in claim.ladders(budget) for c in lad.cells[:1]])
     if claim.trains:
         check_data(claim, plan + staged, device=device, uri=uri)

@@ -1,10 +1,12 @@
 """Running a claim's adaptive stages (harness/claims/plans.py): tuning studies, then lag ladders.
 
-Tuning: for every cell, one Optuna study of `trials` trials (the sweep machinery of
+Pilot ladders (those a tuning takes its lags from) run first, untuned; then tuning: for every
+cell, one Optuna study of `trials` trials (the sweep machinery of
 harness/sweep/study.py: queue, journal storage beside the store, a seeded TPE sampler in one process,
 so the study is reproducible) whose objective is a metric every run logs; the best trial's
 values are recorded as one MLflow run per cell (`claim_stage` = tuning), which the ladders and
-the report read. A ladder is one chain per (cell, seed), climbing its lags in order in one
+the report read; a tuning with `lag_from` runs each cell at the largest lag its pilot solved
+(plans.tuning_lag). A ladder is one chain per (cell, seed), climbing its lags in order in one
 worker process. Each run is looked up as the grids' are (harness/reproduce/lookup.py: a result
 reused, a killed run resumed from its checkpoint), so an interrupted `reproduce` continues where
 it stopped. A tuning trial killed mid-run fails; the next reproduce tops its study up again.
@@ -17,6 +19,7 @@ from typing import Callable
 
 from harness.config import fingerprint
 from harness.claims import Claim, Planned, Tuning
+from harness.claims.plans import tuning_lag
 from harness.device import resolve_device
 from harness.reproduce import lookup
 from harness.reproduce.one_run import Done, run_one, spec_for
@@ -38,23 +41,25 @@ def journal_path(uri: str) -> Path:
     return (local_dir(uri) or Path.cwd()) / "optuna-claims.journal"
 
 
-def chosen_values(uri: str, claim: Claim, budget: str, tuning: Tuning, cell: str) -> dict | None:
-    """The values a finished tuning chose for `cell` (None: not tuned yet)."""
-    fp = tuning_fingerprint(claim, budget, tuning, cell)
+def chosen_values(uri: str, claim: Claim, budget: str, tuning: Tuning, cell: str, lag: int | None = None
+                  ) -> dict | None:
+    """The values a finished tuning chose for `cell` (None: not tuned yet); `lag`: the cell's
+    tuning lag when the tuning takes it from a pilot."""
+    fp = tuning_fingerprint(claim, budget, tuning, cell, lag)
     for record in open_runs(uri).records(claim.experiment, {"fingerprint": fp}):
         if record.outcome == Outcome.FINISHED:
             return {key: json.loads(value) for key, value in record.params.items() if key in tuning.space}
     return None
 
 
-def tuning_fingerprint(claim: Claim, budget: str, tuning: Tuning, cell: str) -> str:
+def tuning_fingerprint(claim: Claim, budget: str, tuning: Tuning, cell: str, lag: int | None = None) -> str:
     return fingerprint({"claim": claim.name, "budget": budget, "tuning": tuning.label, "cell": cell,
-                         "values": tuning.values(cell), "space": tuning.space, "trials": tuning.trials,
+                         "values": tuning.values(cell, lag), "space": tuning.space, "trials": tuning.trials,
                          "metric": tuning.metric, "seed": tuning.seed})
 
 
-def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str, device: str, uri: str,
-               command: str, threads: int) -> Done:
+def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str, lag: int | None, device: str,
+               uri: str, command: str, threads: int) -> Done:
     """One cell's tuning study, to its `trials` trials; records the chosen values as a run."""
     import time
 
@@ -66,7 +71,7 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     started = time.perf_counter()
     claim = claims.get(claim_name, cells)
     tuning = next(t for t in claim.tunings(budget) if t.label == label)
-    planned = Planned(tuning.values(cell), _tags(claim, budget, label, TUNING, f"variant={cell}"))
+    planned = tuning_planned(claim, budget, tuning, cell, lag)
     spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
     name = f"{claim.experiment}-{budget}-{label}-{cell}"
     settings = sweep_settings(spec, trials=tuning.trials, study=name, storage=str(journal_path(uri)),
@@ -82,8 +87,10 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     tracker = open_tracker(uri, claim.experiment)
     run_id = tracker.start(run_name=f"{name}-choice", tags={
         **spec.tags(resolve_device(spec.train.device)), **planned.tags, "claim_command": command,
-        "optuna.study": name, "fingerprint": tuning_fingerprint(claim, budget, tuning, cell)})
+        "optuna.study": name, "fingerprint": tuning_fingerprint(claim, budget, tuning, cell, lag)})
     tracker.log_params({key: json.dumps(best.params[key]) for key in tuning.space if key in best.params})
+    if lag is not None:
+        tracker.log_params({tuning.lag_key: lag, "tuning.lag_from": tuning.lag_from})
     tracker.log_params({"model.variant": cell, "tuning.metric": tuning.metric, "tuning.trials": tuning.trials,
                         "tuning.space": json.dumps(dict(tuning.space), sort_keys=True), "tuning.best_trial": best.trial})
     metrics = {"tuning_best": best.value, "tuning_trials": best.finished}
@@ -91,6 +98,25 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     tracker.log_metrics(metrics, 0)
     tracker.end(Outcome.FINISHED)
     return Done(planned, run_id, Outcome.FINISHED, metrics, time.perf_counter() - started)
+
+
+def tuning_planned(claim: Claim, budget: str, tuning: Tuning, cell: str, lag: int | None) -> Planned:
+    point = f"variant={cell}" + (f" {tuning.lag_key.split('.')[-1]}={lag}" if lag is not None else "")
+    return Planned(tuning.values(cell, lag), _tags(claim, budget, tuning.label, TUNING, point))
+
+
+def tuning_lags(claim: Claim, budget: str, tuning: Tuning, pilots: dict[str, dict]) -> dict[str, int | None]:
+    """cell -> the lag it is tuned at (None for every cell of a tuning without a pilot). `pilots`:
+    pilot label -> solved_map of its runs; a cell missing from it is not planned yet."""
+    if tuning.lag_from is None:
+        return {cell: None for cell in tuning.cells}
+    ladder = next(lad for lad in claim.ladders(budget) if lad.label == tuning.lag_from)
+    solved = pilots.get(tuning.lag_from, {})
+    return {cell: tuning_lag(solved[(cell, 0)], ladder.lags) for cell in tuning.cells if (cell, 0) in solved}
+
+
+def pilot_labels(claim: Claim, budget: str) -> set[str]:
+    return {t.lag_from for t in claim.tunings(budget) if t.lag_from}
 
 
 def ladder_step(claim: Claim, budget: str, ladder, cell: str, lag: int, seed: int, tuned: dict) -> Planned:
@@ -105,18 +131,14 @@ def find_step(runs, claim: Claim, planned: Planned, *, device: str, uri: str) ->
 
 
 def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str, seed: int, tuned: dict,
-               carried: dict, device: str, uri: str, command: str, threads: int) -> list[Done]:
-    """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row. `carried`
-    (lag -> True) marks lags solved under the ladder this one is the budget check of."""
+               device: str, uri: str, command: str, threads: int) -> list[Done]:
+    """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row."""
     from harness import claims
 
     claim = claims.get(claim_name, cells)
     ladder = next(lad for lad in claim.ladders(budget) if lad.label == label)
     runs, out, misses = open_runs(uri), [], 0
     for lag in ladder.lags:
-        if carried.get(lag):
-            misses = 0
-            continue
         planned = ladder_step(claim, budget, ladder, cell, lag, seed, tuned)
         found = find_step(runs, claim, planned, device=device, uri=uri)
         if found.action == lookup.REUSE:
@@ -155,9 +177,9 @@ def _lag_key(claim: Claim, label: str) -> str:
 
 def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri: str, pool: Pool, threads: int,
                command: str, report: Callable[[str], None], run_plan) -> list[Done]:
-    """Every tuning, then the grids they tune (through `run_plan`, runner.py's), then every ladder (a
-    budget check after the ladder it checks), on `pool`; stops when the pool is stopped or a
-    run ends killed."""
+    """The pilot ladders, every tuning (at the lags the pilots give), the grids they tune (through
+    `run_plan`, runner.py's), then every other ladder, on `pool`; stops when the pool is stopped
+    or a run ends killed."""
     results: list[Done] = []
 
     def gather(title: str, calls: list[Call], labels: list[str], planned: list[Planned]) -> list:
@@ -185,44 +207,55 @@ def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri
     def flat(items: list) -> list[Done]:
         return [d for item in items for d in (item if isinstance(item, list) else [item])]
 
+    def run_ladders(ladders: list, tuned: dict) -> bool:
+        """Every chain of `ladders`; False when interrupted."""
+        nonlocal results
+        for ladder in ladders:
+            chains = [(cell, seed) for cell in ladder.cells for seed in range(ladder.seeds)]
+            calls = [Call(run_ladder, (claim.name, claim.cells, budget, ladder.label, cell, seed,
+                                       tuned.get(ladder.tuned_by, {}).get(cell, {}), device, uri, command, threads))
+                     for cell, seed in chains]
+            first = [Planned(ladder.values(cell, ladder.lags[0], seed), _tags(claim, budget, ladder.label, LADDER,
+                                                                               f"variant={cell} seed={seed}"))
+                     for cell, seed in chains]
+            by_label[ladder.label] = flat(gather(f"{ladder.label} (ladder chains)", calls,
+                                                 [f"{ladder.label}: variant={c} seed={s}" for c, s in chains], first))
+            results += by_label[ladder.label]
+            if interrupted(results, pool):
+                return False
+        return True
+
+    ladders, pilots = claim.ladders(budget), pilot_labels(claim, budget)
+    by_label: dict[str, list[Done]] = {}
+    if not run_ladders([lad for lad in ladders if lad.label in pilots], {}):
+        return results
+    solved = {label: solved_map(claim, by_label[label], label) for label in pilots}
     tuned: dict[str, dict[str, dict]] = {}
     for tuning in claim.tunings(budget):
-        todo = [cell for cell in tuning.cells if chosen_values(uri, claim, budget, tuning, cell) is None]
+        lags = tuning_lags(claim, budget, tuning, solved)
+        todo = [cell for cell in tuning.cells if cell in lags
+                and chosen_values(uri, claim, budget, tuning, cell, lags[cell]) is None]
         done = gather(f"{tuning.label} (tuning)",
-                      [Call(run_tuning, (claim.name, claim.cells, budget, tuning.label, cell, device, uri, command,
-                                         threads)) for cell in todo],
+                      [Call(run_tuning, (claim.name, claim.cells, budget, tuning.label, cell, lags[cell], device, uri,
+                                         command, threads)) for cell in todo],
                       [f"{tuning.label}: variant={cell}" for cell in todo],
-                      [Planned(tuning.values(cell), _tags(claim, budget, tuning.label, TUNING, f"variant={cell}"))
-                       for cell in todo])
+                      [tuning_planned(claim, budget, tuning, cell, lags[cell]) for cell in todo])
         for d in done:
             if d.outcome == Outcome.FINISHED:
                 report(f"tuned {d.planned.tags['claim_point']}: {d.metrics} ({d.seconds:.1f} s)")
         results += done
         if interrupted(results, pool):
             return results
-        tuned[tuning.label] = {cell: chosen_values(uri, claim, budget, tuning, cell) or {} for cell in tuning.cells}
-        report(f"{tuning.label}: chosen " + "; ".join(f"{c}: {v}" for c, v in tuned[tuning.label].items()))
+        tuned[tuning.label] = {cell: chosen_values(uri, claim, budget, tuning, cell, lags.get(cell)) or {}
+                               for cell in tuning.cells}
+        report(f"{tuning.label}: chosen " + "; ".join(
+            f"{c}: {v}" + (f" at {tuning.lag_key}={lags[c]}" if lags.get(c) is not None else "")
+            for c, v in tuned[tuning.label].items()))
     labels = {g.label for g in claim.grids(budget) if g.tuned_by}
     plan = [p for p in claim.plan(budget, seeds, tuned) if p.tags["claim_grid"] in labels]
     results += run_plan(claim, plan, pool=pool, device=device, uri=uri, threads=threads, command=command,
                         report=report)
     if interrupted(results, pool):
         return results
-    ladders = claim.ladders(budget)
-    order = [lad for lad in ladders if lad.budget_of is None] + [lad for lad in ladders if lad.budget_of]
-    by_label: dict[str, list[Done]] = {}
-    for ladder in order:
-        base = solved_map(claim, by_label.get(ladder.budget_of, []), ladder.budget_of) if ladder.budget_of else {}
-        chains = [(cell, seed) for cell in ladder.cells for seed in range(ladder.seeds)]
-        calls = [Call(run_ladder, (claim.name, claim.cells, budget, ladder.label, cell, seed,
-                                   tuned.get(ladder.tuned_by, {}).get(cell, {}), base.get((cell, seed), {}), device,
-                                   uri, command, threads)) for cell, seed in chains]
-        first = [Planned(ladder.values(cell, ladder.lags[0], seed), _tags(claim, budget, ladder.label, LADDER,
-                                                                           f"variant={cell} seed={seed}"))
-                 for cell, seed in chains]
-        by_label[ladder.label] = flat(gather(f"{ladder.label} (ladder chains)", calls,
-                                             [f"{ladder.label}: variant={c} seed={s}" for c, s in chains], first))
-        results += by_label[ladder.label]
-        if interrupted(results, pool):
-            break
+    run_ladders([lad for lad in ladders if lad.label not in pilots], tuned)
     return results

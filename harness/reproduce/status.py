@@ -1,6 +1,7 @@
 """`reproduce CLAIM --status`: where a claim stands in the store, part by part, from the same
 lookups the runner makes (runner.decide for grid points, stages.find_step for ladder lags,
-stages.chosen_values for tuning studies), so it says what the next `reproduce` would do.
+stages.chosen_values for tuning studies, at the lags their pilot ladders give), so it says what
+the next `reproduce` would do.
 
 Per part: `finished`, `diverged` (results, reused), `killed` (resumable: a checkpoint is on
 disk), `missing` (runs the next reproduce starts) and `next` (what it would do there). A tuning
@@ -15,7 +16,7 @@ import json
 from harness.claims import Claim
 from harness.reproduce import lookup
 from harness.reproduce.runner import decide
-from harness.reproduce.stages import chosen_values, find_step, ladder_step
+from harness.reproduce.stages import chosen_values, find_step, ladder_step, pilot_labels, tuning_lags
 from harness.tracking import open_runs, resolve_uri
 
 
@@ -31,13 +32,10 @@ def _count(part: dict, found: lookup.Found, what: str) -> None:
         part["next"].append(f"run {what}")
 
 
-def _walk(runs, claim, budget, ladder, cell, seed, tuned, carried, device, uri, part) -> dict[int, bool] | None:
+def _walk(runs, claim, budget, ladder, cell, seed, tuned, device, uri, part) -> dict[int, bool] | None:
     """One (cell, seed) chain as run_ladder would climb it; {lag: solved} when it is complete."""
     misses, solved = 0, {}
     for lag in ladder.lags:
-        if carried.get(lag):
-            misses = 0
-            continue
         found = find_step(runs, claim, ladder_step(claim, budget, ladder, cell, lag, seed, tuned),
                           device=device, uri=uri)
         if found.action != lookup.REUSE:
@@ -66,16 +64,40 @@ def claim_status(claim: Claim, budget: str, *, seeds: int | None, device: str, u
             _count(part, decide(runs, claim, planned, device=device, uri=uri), planned.tags["claim_point"])
 
     grid_points(claim.plan(budget, seeds))
+    ladders, pilots = claim.ladders(budget), pilot_labels(claim, budget)
+
+    def walk(ladder, tuned: dict) -> dict | None:
+        """Count one ladder's chains; {(cell, seed): {lag: solved}} when every chain is complete."""
+        part = _part("ladder", ladder.label)
+        parts.append(part)
+        chains = {(cell, seed): _walk(runs, claim, budget, ladder, cell, seed,
+                                      tuned.get(ladder.tuned_by, {}).get(cell, {}), device, uri, part)
+                  for cell in ladder.cells for seed in range(ladder.seeds)}
+        return chains if all(chain is not None for chain in chains.values()) else None
+
+    solved = {}
+    for ladder in [lad for lad in ladders if lad.label in pilots]:
+        chains = walk(ladder, {})
+        if chains is not None:
+            solved[ladder.label] = chains
     tuned, waiting = {}, set()
     for tuning in claim.tunings(budget):
         part = _part("tuning", tuning.label)
         parts.append(part)
         tuned[tuning.label] = {}
+        if tuning.lag_from is not None and tuning.lag_from not in solved:
+            part["missing"] += len(tuning.cells)
+            part["next"].append(f"after pilot {tuning.lag_from}: tune {len(tuning.cells)} cells "
+                                f"({tuning.trials} trials each)")
+            waiting.add(tuning.label)
+            continue
+        lags = tuning_lags(claim, budget, tuning, solved)
         for cell in tuning.cells:
-            chosen = chosen_values(uri, claim, budget, tuning, cell)
+            chosen = chosen_values(uri, claim, budget, tuning, cell, lags.get(cell))
             if chosen is None:
                 part["missing"] += 1
-                part["next"].append(f"tune variant={cell} ({tuning.trials} trials)")
+                at = f" at {tuning.lag_key}={lags[cell]}" if lags.get(cell) is not None else ""
+                part["next"].append(f"tune variant={cell}{at} ({tuning.trials} trials)")
                 waiting.add(tuning.label)
             else:
                 part["finished"] += 1
@@ -88,23 +110,13 @@ def claim_status(claim: Claim, budget: str, *, seeds: int | None, device: str, u
     if tuned and not waiting:
         labels = {g.label for g in claim.grids(budget) if g.tuned_by}
         grid_points([p for p in claim.plan(budget, seeds, tuned) if p.tags["claim_grid"] in labels])
-    solved: dict[str, dict] = {}
-    ladders = claim.ladders(budget)
-    for ladder in [lad for lad in ladders if lad.budget_of is None] + [lad for lad in ladders if lad.budget_of]:
-        part = _part("ladder", ladder.label)
-        parts.append(part)
-        if ladder.tuned_by in waiting or (ladder.budget_of and ladder.budget_of not in solved):
-            part["next"].append(f"after {'tuning ' + ladder.tuned_by if ladder.tuned_by in waiting else ladder.budget_of}:"
-                                f" {len(ladder.cells)} cells x {ladder.seeds} seeds")
+    for ladder in [lad for lad in ladders if lad.label not in pilots]:
+        if ladder.tuned_by in waiting:
+            part = _part("ladder", ladder.label)
+            parts.append(part)
+            part["next"].append(f"after tuning {ladder.tuned_by}: {len(ladder.cells)} cells x {ladder.seeds} seeds")
             continue
-        chains = {}
-        for cell in ladder.cells:
-            for seed in range(ladder.seeds):
-                carried = solved.get(ladder.budget_of, {}).get((cell, seed), {}) if ladder.budget_of else {}
-                chains[(cell, seed)] = _walk(runs, claim, budget, ladder, cell, seed,
-                                             tuned.get(ladder.tuned_by, {}).get(cell, {}), carried, device, uri, part)
-        if all(chain is not None for chain in chains.values()):
-            solved[ladder.label] = chains
+        walk(ladder, tuned)
     return {"claim": claim.name, "budget": budget, "parts": parts}
 
 
