@@ -272,15 +272,26 @@ def test_tasks_claims_use_exist():
     assert used <= set(tasks.available())
 
 
-@pytest.mark.parametrize("value,censored,expected", [
-    (7, "", "yes"), (3.5, "", "yes"), (15, "", "no"), (3, "", "no"),
-    (320, ">=", "no"), (10, ">=", "untestable"), (2, ">=", "untestable"),  # ">= 10" may be 100: no proof of ~7
-    (5, "<", "untestable"), (2, "<", "no"),
+@pytest.mark.parametrize("low,high,expected", [
+    (5, 9, "yes"), (3.5, 14, "yes"), (15, 30, "no"), (1, 3, "no"),
+    (10, 20, "inconclusive"), (2, 5, "inconclusive"), (320, float("inf"), "no"),  # ">= 320" rules ~7 out
+    (10, float("inf"), "inconclusive"),  # ">= 10" may be 12 or 100
 ])
-def test_a_value_matches_a_claim_within_a_factor_of_two(value, censored, expected):
-    from harness.claims.base import within_factor
+def test_one_interval_rule_matches_a_claimed_value_within_a_factor_of_two(low, high, expected):
+    from harness.claims.base import interval_match
 
-    assert within_factor(value, 7, 2.0, censored) == expected
+    assert interval_match(low, high, 7 / 2, 7 * 2) == expected
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (-0.33, 0.15, "inconclusive"),  # the committed phased standard regime: holds both 0 and the paper's +0.10
+    (0.06, 0.2, "yes"), (-0.1, 0.04, "no"), (-0.2, -0.05, "no"),
+])
+def test_a_claimed_difference_is_inconclusive_when_its_interval_holds_zero_and_the_effect(low, high, expected):
+    from harness.claims.base import difference_match
+
+    assert difference_match(low, high, 0.10) == expected
+    assert difference_match(-high, -low, -0.10) == expected  # the same rule for a claimed decrease
 
 
 def test_a_claim_of_two_parts_is_reproduced_only_when_both_match():
@@ -290,3 +301,8 @@ def test_a_claim_of_two_parts_is_reproduced_only_when_both_match():
     assert verdict_of_matches({"a": "yes", "b": "no"}) == Verdict.PARTLY
     assert verdict_of_matches({"a": "no", "b": "no"}) == Verdict.NOT_REPRODUCED
     assert verdict_of_matches({"a": "yes", "b": "untestable"}) == Verdict.UNTESTABLE
+    # an inconclusive part counts neither for nor against: with no failing part the claim is inconclusive
+    assert verdict_of_matches({"a": "yes", "b": "inconclusive"}) == Verdict.INCONCLUSIVE
+    assert verdict_of_matches({"a": "inconclusive", "b": "inconclusive"}) == Verdict.INCONCLUSIVE
+    assert verdict_of_matches({"a": "no", "b": "inconclusive"}) == Verdict.NOT_REPRODUCED
+    assert verdict_of_matches({"a": "yes", "b": "no", "c": "inconclusive"}) == Verdict.PARTLY

@@ -28,18 +28,6 @@ class Verdict(enum.StrEnum):
     INCONCLUSIVE = "inconclusive"  # an interval holds both the claimed effect and its absence (interval_match)
 
 
-def within_factor(value: float, claimed: float, factor: float, censored: str = "") -> str:
-    """'yes', 'no' or 'untestable': whether a measured value matches a claimed one within a
-    factor. A censored value is a bound: ">= L" rules the claim out when L is above the range
-    and cannot confirm it otherwise (the value may lie beyond the range); "< U" the other way."""
-    low, high = claimed / factor, claimed * factor
-    if censored == ">=":
-        return "no" if value > high else "untestable"
-    if censored == "<":
-        return "no" if value < low else "untestable"
-    return "yes" if low <= value <= high else "no"
-
-
 def interval_match(low: float, high: float, match_low: float, match_high: float) -> str:
     """The one rule every claim uses to compare an interval with a claimed value: 'yes' when the
     95% interval [low, high] lies inside the range that matches the claim [match_low, match_high],

@@ -3,7 +3,7 @@ measured where the line comes from, on real text: how much context does each cel
 model use (Khandelwal et al. 2018), and how much of a review does each cell's classifier use?"""
 from __future__ import annotations
 
-from harness.claims.base import Claim, ClaimReport, Grid, against_claims, verdict_of_matches, within_factor
+from harness.claims.base import Claim, ClaimReport, Grid, against_claims, interval_match, verdict_of_matches
 from harness.claims.imdb import RECIPE
 from harness.claims.registry import register
 
@@ -91,9 +91,12 @@ class Context(Claim):
 
 
 def _match(row, claimed: float) -> str:
+    """The claims' shared interval rule on the effective context's 95% interval (a censored
+    context, beyond the window, is the interval [its value, ∞))."""
     if row is None or row["budget_limited"]:
         return "untestable"
-    return within_factor(row["lm_effective"], claimed, FACTOR, ">=" if row["lm_censored"] else "")
+    high = float("inf") if row["lm_censored"] else row["lm_high"]
+    return interval_match(row["lm_low"], high, claimed / FACTOR, claimed * FACTOR)
 
 
 def verdict_of(table):

@@ -23,16 +23,21 @@ def horizon_vs_budget(table: pd.DataFrame, claimed: dict, recipe: int) -> "plt.F
         ax.plot(x, y, color=c, ls=STYLES.get(init, "-"), marker=MARKERS.get(init, "o"), ms=4,
                 label=f"{cell} ({init})")
         ax.errorbar(x, y, yerr=[y - part["ci_low"], part["ci_high"] - y], fmt="none", color=c, capsize=2, lw=0.8)
-        up = part["censored"] == ">="
-        ax.scatter(x[up], y[up], marker="^", s=50, facecolors="none", edgecolors=c)
+        for side, marker in ((">=", "^"), ("<", "v")):
+            at = (part["censored"] == side).to_numpy()
+            ax.scatter(x[at], y[at], marker=marker, s=50, facecolors="none", edgecolors=c)
     for cell, value in claimed.items():
         ax.axhline(value, color=color(cell), ls=":", lw=1.2, label=f"claimed ~{value} ({cell})")
     ax.axvline(recipe, color="black", ls="-.", lw=1, label=f"the recipe's budget ({recipe:,} sequences)")
     ax.set_xscale("log")
+    top = float(np.nanmax(table["ci_high"].to_numpy(float))) if len(table) else 128.0
     ax.set_yscale("log", base=2)
+    ticks = [2 ** k for k in range(1, 12) if 2 ** k <= 2 * max(top, max(claimed.values()))]
+    ax.set_yticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("training budget (sequences; a run with budget B is the first B of the largest run)")
     ax.set_ylabel("horizon L50 (lag with a 50% chance of solving)")
-    ax.set_title("Memory horizon against the training budget (95% intervals; triangle: beyond the ladder)")
+    ax.set_title("Memory horizon against the training budget (95% intervals;\ntriangles: beyond the ladder's longest or below its shortest lag)", fontsize=11)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

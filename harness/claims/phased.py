@@ -32,10 +32,12 @@ class Phased(Claim):
         "feature as the authors' LSTM did, and Phased LSTM also reads it in its time gate. Adam lr 1e-3, "
         "evaluation once per 'epoch' of 5,000 sequences; test accuracy of the best-validation weights; "
         "several seeds. Epochs to 90% = the first epoch whose validation accuracy reaches 90%. **Verdict** "
-        "per regime: the Phased LSTM advantage is reproduced when the 95% Welch interval of (Phased LSTM "
-        "- LSTM) test accuracy lies above 0; 'reproduced' when it is in every regime, 'not reproduced' when "
-        "in none, otherwise 'partly reproduced' (it depends on the sampling regime). The paper's accuracies are "
-        "listed alongside.")
+        "per regime, by the claims' shared interval rule on the 95% Welch interval of (Phased LSTM - LSTM) "
+        "test accuracy against the paper's gap d: 'yes' when it lies above d/2, 'no' when it lies below, "
+        "'inconclusive' when it holds both (the data cannot tell the paper's effect from none); "
+        "'reproduced' when every regime says yes, 'not reproduced' when none does and none is inconclusive, "
+        "'partly reproduced' when some do, 'inconclusive' when a regime is inconclusive and none says no. "
+        "The paper's accuracies are listed alongside.")
 
     def grids(self, budget):
         if budget == "smoke":

@@ -8,7 +8,7 @@ import pandas as pd
 
 from harness.analysis import stats
 from harness.analysis.plotting import band, color, grid_of_axes
-from harness.claims.base import ClaimReport, Verdict
+from harness.claims.base import ClaimReport, Verdict, difference_match, verdict_of_matches
 from harness.claims.columns import metric, numeric, outcome, param
 
 
@@ -37,11 +37,9 @@ def analyse(claim, runs, context):
             diff, lo, hi = stats.difference_interval(a, b)
             paper = (claim.paper[regime][0] - claim.paper[regime][1]) / 100
             regimes.append({"regime": regime, "phased - lstm": diff, "ci_low": lo, "ci_high": hi,
-                            "paper gap": paper, "advantage": "yes" if lo > 0 else "no"})
+                            "paper gap": paper, "advantage": difference_match(lo, hi, paper)})
     gaps = pd.DataFrame(regimes)
-    yes = int((gaps["advantage"] == "yes").sum()) if len(gaps) else 0
-    verdict = (Verdict.UNTESTABLE if gaps.empty else Verdict.REPRODUCED if yes == len(gaps) else
-               Verdict.NOT_REPRODUCED if yes == 0 else Verdict.PARTLY)
+    verdict = verdict_of_matches({g["regime"]: g["advantage"] for g in regimes}) if regimes else Verdict.UNTESTABLE
     detail = "; ".join(f"{g['regime']}: Phased LSTM - LSTM test accuracy = "
                        f"{stats.fmt_interval(g['phased - lstm'], g['ci_low'], g['ci_high'])} "
                        f"(paper {g['paper gap']:+.2f})" for g in regimes)
