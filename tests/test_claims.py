@@ -306,3 +306,42 @@ def test_a_claim_of_two_parts_is_reproduced_only_when_both_match():
     assert verdict_of_matches({"a": "inconclusive", "b": "inconclusive"}) == Verdict.INCONCLUSIVE
     assert verdict_of_matches({"a": "no", "b": "inconclusive"}) == Verdict.NOT_REPRODUCED
     assert verdict_of_matches({"a": "yes", "b": "no", "c": "inconclusive"}) == Verdict.PARTLY
+
+
+def _phased_runs(gaps: dict[str, float], half_gaps: dict[str, float], seeds=5):
+    """Grid runs of the phased claim (protocol v2) with known accuracies, steps to 90% and
+    validation histories: LSTM at 0.80 (+ a seed's noise), Phased LSTM `gaps[regime]` above it by
+    the whole budget and `half_gaps[regime]` above it by half of it."""
+
+    records, history = [], []
+    for regime, gap in gaps.items():
+        for cell in ("phased_lstm", "lstm"):
+            for seed in range(seeds):
+                noise = 0.01 * (seed - 2)
+                test = 0.80 + noise + (gap if cell == "phased_lstm" else 0.0)
+                half = 0.75 + noise + (half_gaps[regime] if cell == "phased_lstm" else 0.0)
+                run_id = f"{regime}-{cell}-{seed}"
+                params = {"model.variant": cell, "task.sampling": regime, "train.seed": str(seed),
+                          "train.steps": "1562", "train.batch_size": "32", "train.lr": "0.001"}
+                metrics = {"test_accuracy": test, "solved": 1.0, "steps_to_solve": 312.0 if cell == "phased_lstm"
+                           else 1248.0 * (1 + 0.05 * seed)}
+                records.append(RunRecord(run_id, Outcome.FINISHED, None, None, params, metrics,
+                                         {"claim_grid": regime, "outcome": "finished"}))
+                history += [(run_id, 780, half), (run_id, 1562, test)]
+    frame = pd.DataFrame(history, columns=["run_id", "step", "value"])
+    context = claims.Context("unused", lambda ids, key: frame[frame.run_id.isin(ids)], lambda *a: None)
+    return neutral_table(records), context
+
+
+def test_phased_verdict_uses_the_shared_rule_and_the_half_budget_check():
+    """standard: +0.10 like the paper at both budgets (yes); high_res: +0.40 by the end but 0 at
+    half the budget (budget-sensitive: inconclusive); async: no gap (no)."""
+    runs, context = _phased_runs({"standard": 0.10, "high_res": 0.40, "async": 0.0},
+                                 {"standard": 0.10, "high_res": 0.0, "async": 0.0})
+    report = claims.get("phased").analyse(runs, context)
+    gaps = report.tables["advantage"].set_index("regime")
+    assert list(gaps["advantage"]) == ["yes", "inconclusive", "no"]
+    assert bool(gaps.loc["high_res", "budget_sensitive"]) and gaps.loc["high_res", "match"] == "yes"
+    assert report.verdict == "partly reproduced"  # one regime holds, one fails; the inconclusive one counts for nothing
+    speed = report.tables["convergence"].set_index("regime")
+    assert (speed["phased faster"] == "yes").all() and 4.0 < speed.loc["standard", "lstm / phased steps to 90%"] < 5.0

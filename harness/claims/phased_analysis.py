@@ -1,50 +1,90 @@
 """The `phased` claim's analysis: accuracy per regime and cell, the Phased - LSTM difference
-with its Welch interval, learning curves."""
+with its Welch interval (and at half the budget), steps to 90%, the tuning, learning curves."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from harness.analysis import stats
 from harness.analysis.plotting import band, color, grid_of_axes
-from harness.claims.base import ClaimReport, Verdict, difference_match, verdict_of_matches
+from harness.claims.base import ClaimReport, Verdict, difference_match, interval_match, verdict_of_matches
 from harness.claims.columns import metric, numeric, outcome, param
 
 
 def analyse(claim, runs, context):
     """The claim's report from its runs (the neutral run table)."""
+    tuning = _tuning(runs)
+    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    runs = runs[stage != "tuning"]
     frame = pd.DataFrame({"run_id": runs["run_id"], "regime": param(runs, "task.sampling"),
                           "variant": param(runs, "model.variant"), "seed": numeric(runs, "train.seed"),
                           "test": metric(runs, "test_accuracy"), "outcome": outcome(runs),
+                          "steps": numeric(runs, "train.steps"), "batch": numeric(runs, "train.batch_size"),
+                          "lr": numeric(runs, "train.lr"), "steps_to_90": metric(runs, "steps_to_solve"),
                           "per_epoch": claim.epoch / numeric(runs, "train.batch_size")})
     history = context.history(list(frame["run_id"]), "val_accuracy").merge(frame, on="run_id")
     history["epoch"] = history["step"] / history["per_epoch"]
-    reach = history[history["value"] >= 0.9].groupby("run_id")["epoch"].min()
-    frame["epochs_to_90"] = frame["run_id"].map(reach)
-    rows, regimes = [], []
+    half = history[history["step"] <= history["steps"] / 2].groupby("run_id")["value"].max()
+    frame["best_val_half"] = frame["run_id"].map(half)
+    # a run that never reached 90% counts at its budget: a bound that favours the slower cell
+    frame["steps_to_90_or_budget"] = frame["steps_to_90"].fillna(frame["steps"])
+    rows, regimes, speed = [], [], []
     for (regime, variant), part in frame.groupby(["regime", "variant"]):
         mean, lo, hi = stats.mean_interval(part["test"], bounds=stats.UNIT)
-        reached = part["epochs_to_90"].dropna()
+        reached = part["steps_to_90"].dropna()
         paper = dict(zip(claim.compared, claim.paper[regime])).get(variant)
-        rows.append({"regime": regime, "variant": variant, "seeds": len(part), "test_accuracy": mean,
-                     "ci_low": lo, "ci_high": hi, "paper_accuracy": None if paper is None else paper / 100,
+        rows.append({"regime": regime, "variant": variant, "seeds": len(part), "lr": float(part["lr"].iloc[0]),
+                     "test_accuracy": mean, "ci_low": lo, "ci_high": hi,
+                     "paper_accuracy": None if paper is None else paper / 100,
                      "reached_90": f"{len(reached)}/{len(part)}",
-                     "median_epochs_to_90": float(reached.median()) if len(reached) else math.nan})
+                     "median_steps_to_90": float(reached.median()) if len(reached) else math.nan,
+                     "median_sequences_to_90": float((reached * part.loc[reached.index, "batch"]).median())
+                     if len(reached) else math.nan})
     for regime in claim.regimes:
-        a, b = (frame[(frame.regime == regime) & (frame.variant == v)]["test"].dropna() for v in claim.compared)
-        if len(a) and len(b):
-            diff, lo, hi = stats.difference_interval(a, b)
-            paper = (claim.paper[regime][0] - claim.paper[regime][1]) / 100
-            regimes.append({"regime": regime, "phased - lstm": diff, "ci_low": lo, "ci_high": hi,
-                            "paper gap": paper, "advantage": difference_match(lo, hi, paper)})
+        a, b = (frame[(frame.regime == regime) & (frame.variant == v)] for v in claim.compared)
+        if not (len(a.dropna(subset=["test"])) and len(b.dropna(subset=["test"]))):
+            continue
+        paper = (claim.paper[regime][0] - claim.paper[regime][1]) / 100
+        diff, lo, hi = stats.difference_interval(a["test"].dropna(), b["test"].dropna())
+        h_diff, h_lo, h_hi = stats.difference_interval(a["best_val_half"].dropna(), b["best_val_half"].dropna())
+        whole, at_half = difference_match(lo, hi, paper), difference_match(h_lo, h_hi, paper)
+        regimes.append({"regime": regime, "phased - lstm": diff, "ci_low": lo, "ci_high": hi, "paper gap": paper,
+                        "match": whole, "half budget: best val difference": h_diff, "half_ci_low": h_lo,
+                        "half_ci_high": h_hi, "match at half": at_half, "budget_sensitive": whole != at_half,
+                        "advantage": "inconclusive" if whole != at_half else whole})
+        r, r_lo, r_hi = stats.difference_interval(np.log(b["steps_to_90_or_budget"]), np.log(a["steps_to_90_or_budget"]))
+        speed.append({"regime": regime, "lstm / phased steps to 90%": math.exp(r), "ci_low": math.exp(r_lo),
+                      "ci_high": math.exp(r_hi), "phased reached": f"{a['steps_to_90'].notna().sum()}/{len(a)}",
+                      "lstm reached": f"{b['steps_to_90'].notna().sum()}/{len(b)}",
+                      "phased faster": interval_match(r_lo, r_hi, 1e-12, math.inf)
+                      if a["steps_to_90"].notna().any() or b["steps_to_90"].notna().any() else "neither reached 90%"})
     gaps = pd.DataFrame(regimes)
     verdict = verdict_of_matches({g["regime"]: g["advantage"] for g in regimes}) if regimes else Verdict.UNTESTABLE
     detail = "; ".join(f"{g['regime']}: Phased LSTM - LSTM test accuracy = "
                        f"{stats.fmt_interval(g['phased - lstm'], g['ci_low'], g['ci_high'])} "
-                       f"(paper {g['paper gap']:+.2f})" for g in regimes)
-    return ClaimReport(verdict, detail, {"accuracy": pd.DataFrame(rows), "advantage": gaps},
+                       f"(paper {g['paper gap']:+.2f}): {g['advantage']}"
+                       + (" (budget-sensitive: at half the budget " + g["match at half"] + ")"
+                          if g["budget_sensitive"] else "") for g in regimes)
+    detail += "." + "".join(f" {s['regime']}: LSTM needs {s['lstm / phased steps to 90%']:.2f}x "
+                            f"[{s['ci_low']:.2f}, {s['ci_high']:.2f}] Phased LSTM's steps to 90% "
+                            f"(reached {s['phased reached']} / {s['lstm reached']}; faster: {s['phased faster']})."
+                            for s in speed)
+    return ClaimReport(verdict, detail, {"accuracy": pd.DataFrame(rows), "advantage": gaps,
+                                         "convergence": pd.DataFrame(speed), "tuning": tuning},
                        {"learning_curves": _curves(history, claim.regimes)})
+
+
+def _tuning(runs) -> pd.DataFrame:
+    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    part = runs[stage == "tuning"]
+    if part.empty:
+        return pd.DataFrame(columns=["regime", "variant", "chosen_lr", "trials", "best_objective"])
+    return pd.DataFrame({"regime": part["claim_grid"].astype(str).str.removeprefix("tune-"),
+                         "variant": param(part, "model.variant"), "chosen_lr": numeric(part, "train.lr"),
+                         "trials": numeric(part, "tuning.trials"),
+                         "best_objective": metric(part, "tuning_best")}).reset_index(drop=True)
 
 
 def _curves(history: pd.DataFrame, order: tuple[str, ...]):
