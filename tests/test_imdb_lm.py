@@ -146,3 +146,34 @@ def test_a_run_with_the_context_probe_logs_the_curve_and_effective_context(archi
     for key in ("context_effective", "context_order", "context_content", "context_full_loss"):
         assert math.isfinite(result.metrics[key]), key
     assert 1 <= result.metrics["context_effective"] <= 16
+
+
+def test_the_context_probe_during_training_gives_one_curve_at_a_geometric_schedule(archive, tmp_path):
+    """track.context_points = 3: probes at total/4, total/2 and the end, from one run; each
+    logged as context_* metrics at its step, every curve in the CSV with its step (the cut
+    context during training, every ablation at the end), and the probes' share of the run's
+    wall time recorded."""
+    import io
+
+    import pandas as pd
+
+    from harness.training.context_schedule import context_steps
+
+    spec = build_spec({"model": {"variant": "gru", "hidden_size": 6, "embedding_dim": 4},
+                       "task": {"name": "imdb_lm", **options(archive, tmp_path)},
+                       "train": {"epochs": 1, "batch_size": 2, "device": "cpu"},
+                       "track": {"probe": False, "gate_stats": False, "checkpoint_dir": str(tmp_path / "ck"),
+                                 "context_probe": True, "context_window": 16, "context_problems": 20,
+                                 "context_points": 3}})
+    tracker = MemoryTracker()
+    result = train(spec, tracker, progress=False)
+    total = result.steps
+    planned = sorted(context_steps(spec.track, spec.build_task(), total))
+    assert planned == [round(total / 4), round(total / 2)]
+    logged = [step for step, _ in tracker.history("context_effective")]
+    assert logged == planned + [total]
+    curve = pd.read_csv(io.StringIO(tracker.artifacts["context_curve.csv"]))
+    assert sorted(set(curve["step"])) == planned + [total]
+    modes = {step: set(part["mode"]) for step, part in curve.groupby("step")}
+    assert modes == {**{s: {"full", "drop"} for s in planned}, total: {"full", "drop", "shuffle", "replace"}}
+    assert 0 < result.metrics["context_probe_share"] < 1 and result.metrics["context_probe_seconds"] > 0

@@ -16,7 +16,8 @@ from torch import nn
 import variants
 from harness.training import probes
 from harness.training.checkpoint import load
-from harness.training.train import StopRun, train
+from harness.training.outcomes import StopRun
+from harness.training.train import train
 from harness.tracking import MemoryTracker, Outcome
 from variants import Cell, Recurrent
 

@@ -134,17 +134,39 @@ def curve(chains: dict[int, Chain], budgets: Sequence[int], *, stop_after: int =
             cache[key] = [value for value, _ in estimate([units[i] for i in key])]
         draws.append(cache[key])
     draws = np.asarray(draws)  # (resamples, budgets)
-    tail = expanded_tail(len(units), level)
+    tail = expanded_tail(len(units), level)  # the horizons' intervals; the slope's: growth()
     lows, highs = np.percentile(draws, [100 * tail, 100 * (1 - tail)], axis=0)
     horizons = [Horizon(v, float(min(lo, v)), float(max(hi, v)), c, len(units))
                 for (v, c), lo, hi in zip(point, lows, highs)]
-    value = slope(budgets, [v for v, _ in point])
-    slopes = [slope(budgets, row) for row in draws]
+    return horizons, growth(budgets, [v for v, _ in point], draws, [c for _, c in point], len(units),
+                            level=level, delta=delta)
+
+
+def growth(x: Sequence[float], point: Sequence[float], draws, censored: Sequence[str], units: int, *,
+           level: float = 0.95, delta: float = DELTA) -> Growth:
+    """Growth of a quantity with x: the log-log slope of `point` (one value per x), its interval
+    from bootstrap `draws` (one row per replicate, one column per x; `units` resampled), the
+    censoring of each point ("", ">=", "<") and the module's rule."""
+    value = slope(x, point)
+    tail = expanded_tail(units, level)
+    slopes = [slope(x, row) for row in np.asarray(draws, float)]
     s_low, s_high = np.percentile(slopes, [100 * tail, 100 * (1 - tail)])
     s_low, s_high = float(min(s_low, value)), float(max(s_high, value))
-    bound = censoring_bound([c for _, c in point])
-    kind = classify(value, s_low, s_high, bound, delta)
-    return horizons, Growth(value, s_low, s_high, kind, bound or "", len(budgets))
+    bound = censoring_bound(censored)
+    return Growth(value, s_low, s_high, classify(value, s_low, s_high, bound, delta), bound or "", len(x))
+
+
+def seed_growth(x: Sequence[float], per_seed: dict[int, Sequence[float]], censored: Sequence[str], *,
+                resamples: int = 1000, level: float = 0.95, delta: float = DELTA, seed: int = 0
+                ) -> tuple[list[float], Growth]:
+    """Growth of a per-seed measurement taken at every x (e.g. effective context at each
+    probe of a run): the geometric mean over seeds at each x, and its log-log slope with the
+    interval of whole seeds resampled. Returns (the geometric means, Growth)."""
+    rows = np.log(np.asarray([per_seed[s] for s in sorted(per_seed)], float))  # (seeds, x)
+    point = np.exp(rows.mean(axis=0))
+    rng = np.random.default_rng(seed)
+    draws = [np.exp(rows[rng.integers(0, len(rows), len(rows))].mean(axis=0)) for _ in range(resamples)]
+    return list(point), growth(x, point, draws, censored, len(rows), level=level, delta=delta)
 
 
 def power_law(lags: Sequence[float], costs: Sequence[float]) -> tuple[float, float] | None:

@@ -22,7 +22,7 @@ from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import build_spec
 from harness.tracking import Outcome, local_dir, open_tracker, ui_command
 from harness.tracking.writer import check_text, run_outcome
-from harness.training.train import ENDED
+from harness.training.outcomes import ENDED
 
 EXIT = {Outcome.FINISHED: 0, Outcome.DIVERGED: 1, Outcome.PRUNED: 1, Outcome.KILLED: 130}
 LEGEND = ("gradient_horizon: steps back until ||dL/dh_t|| falls below track.probe_threshold x its value at "

@@ -16,7 +16,8 @@ from harness.sweep import space as spaces
 from harness.sweep.settings import Settings
 from harness.tracking import MLflowTracker, Outcome, open_tracker, set_run_state
 from harness.training.spec import apply_sets, build_spec
-from harness.training.train import StopRun, train
+from harness.training.outcomes import StopRun
+from harness.training.train import train
 
 # The one translation from how a run ended to the state its trial ends in. A diverged run is
 # a result, but not one to rank: its trial is pruned (its reason recorded), so the sweep goes on.

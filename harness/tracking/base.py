@@ -37,6 +37,10 @@ class TrackConfig(Options):
                                  "for tasks that define context problems (imdb, imdb_lm)")
     context_window: int = option(512, "context the ablation starts from, in tokens (a task may cap it)", min=2)
     context_problems: int = option(500, "prediction problems the ablation scores (a seeded sample)", min=1)
+    context_points: int = option(1, "with context_probe: k > 1 also probes during training, at steps round(total "
+                                 "/ 2^j) for j = k-1 .. 1 (a geometric schedule spanning 2^(k-1) x; those measure the cut "
+                                 "context only), each logged as the context_* metrics at its step; the curve CSV "
+                                 "holds every probe with its step", min=1)
 
 
 class Outcome(enum.StrEnum):

@@ -115,21 +115,25 @@ def effective_context(curve_frame: pd.DataFrame, *, metric: str = "loss", mode: 
     return int(within["distance"].iloc[0]), False
 
 
-def probe(model, task, *, window: int, count: int, seed: int, tolerance: float = TOLERANCE) -> tuple[dict, pd.DataFrame]:
+def probe(model, task, *, window: int, count: int, seed: int, tolerance: float = TOLERANCE,
+          modes: tuple[str, ...] = MODES) -> tuple[dict, pd.DataFrame]:
     """The ablation of a trained model on `count` seeded problems of the task's test split:
     (metrics, curve). Metrics: context_effective (drop; d >= window when censored),
     context_effective_censored, context_order (shuffle: how far back word order matters),
-    context_content (replace), context_full_loss and, where the task scores it, context_full_accuracy."""
+    context_content (replace), context_full_loss and, where the task scores it, context_full_accuracy;
+    `modes` limits the ablations (and so the metrics) to some of drop, shuffle, replace."""
     ids, lengths, targets = task.context_problems("test", count, window, seed)
     was_training = model.training
     model.eval()
     try:
         frame = curve(lambda x, n, y: task.score_contexts(model, x, n, y), ids, lengths, targets,
-                      distances(ids.shape[1]), task.sample_words, seed=seed)
+                      distances(ids.shape[1]), task.sample_words, seed=seed, modes=modes)
     finally:
         model.train(was_training)
     metrics = {}
     for name, mode in (("context_effective", "drop"), ("context_order", "shuffle"), ("context_content", "replace")):
+        if mode not in modes:
+            continue
         d, censored = effective_context(frame, mode=mode, tolerance=tolerance)
         metrics[name] = float(d)
         metrics[f"{name}_censored"] = float(censored)

@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import enum
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -20,84 +16,18 @@ import torch
 from harness.training import checkpoint, numerics, probes, progress as live
 from harness.training.optim import lr_factor, make_optimizer
 from harness.device import resolve_device
+from harness.training.context_schedule import context_steps
 from harness.training.evaluation import criterion_of, eval_steps, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
+from harness.training.outcomes import (ENDED, STOP_TAGS, Diverged, RunResult, StopReason, StopRun,
+                                       interruptible)
 from harness.tracking import Outcome, Tracker
 
 # resolve_device and TrainConfig live in leaf modules so that the spec need not import this
-# module (which imports the spec); existing `from harness.training.train import ...` still works.
+# module (which imports the spec); how a run ends (outcomes.py) is shared with its callers.
 
 if TYPE_CHECKING:
     from harness.training.spec import RunSpec
-
-
-# Runs that ended for good (a result, or pruned by a sweep): --resume refuses them, so they keep no checkpoint.
-ENDED = (Outcome.FINISHED, Outcome.DIVERGED, Outcome.PRUNED)
-
-
-class StopRun(Exception):
-    """Raised by a `report` callback (e.g. Optuna pruning) to end a run early with this
-    outcome (e.g. Outcome.PRUNED) and a human-readable reason."""
-
-    def __init__(self, outcome: Outcome, reason: str):
-        super().__init__(reason)
-        self.outcome, self.reason = Outcome(outcome), reason
-
-
-class StopReason(enum.Enum):
-    """Why `Trainer.loop` returned. A caught signal ends the run KILLED (checkpoint saved, its
-    `stop_reason` tag reads e.g. "SIGINT at step 40; resume with ..."); every other reason
-    ends it FINISHED, and an early stop is recorded as the tag `STOP_TAGS[reason]` = its step."""
-
-    DONE = "done"  # the step budget is spent
-    EARLY_STOPPED = "early_stopped"  # train.patience evaluations without a better validation metric
-    SOLVED = "solved"  # train.stop_when_solved and the task's criterion held on validation
-    SIGINT = "SIGINT"
-    SIGTERM = "SIGTERM"
-
-    @property
-    def interrupted(self) -> bool:
-        return self in (StopReason.SIGINT, StopReason.SIGTERM)
-
-
-STOP_TAGS = {StopReason.EARLY_STOPPED: "early_stopped_at", StopReason.SOLVED: "stopped_when_solved_at"}
-
-
-class Diverged(Exception):
-    """A non-finite loss, gradient norm or validation metric."""
-
-
-@dataclasses.dataclass
-class RunResult:
-    run_id: str | None
-    outcome: Outcome
-    metrics: dict[str, float]
-    steps: int
-    wall_time_s: float
-    trainable_params: int
-    device: str
-    path: str | None  # the computation path training used (not the probes' explicit path)
-    reason: str = ""  # human text: why it stopped, for outcomes other than finished
-    threads: int = 0  # torch CPU threads it ran with
-
-
-@contextmanager
-def interruptible():
-    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-    flag = {"signal": None}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag["signal"] = signal.Signals(signum).name
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 class Trainer:
@@ -130,6 +60,10 @@ class Trainer:
         self.best_progress = 0.0  # how far toward the criterion validation got (0 = baseline, 1 = met)
         self.carry = None  # a stateful task's state, carried from one batch to the next
         self.context_curve = None  # the context ablation's curve (track.context_probe), logged as a CSV
+        self.context_rows: list[dict] = []  # the curves of the probes during training (track.context_points)
+        self.context_at = context_steps(self.track, self.task, self.total)
+        self.timing = {"context": 0.0, "run": 0.0}  # seconds: the context probes, the whole run (resumes add up)
+        self.clock = time.perf_counter()
         self.probe_rows: list[dict] = []
         self.last_val: dict[str, float] = {}
         self.probe_at = sorted({round(i * (self.total - 1) / max(1, self.track.probe_points - 1))
@@ -142,7 +76,8 @@ class Trainer:
                 "rng": checkpoint.rng_state(), "best": dict(self.best), "best_model": self.best_model,
                 "probe_rows": self.probe_rows, "last_val": self.last_val,
                 "solve": {"at": self.solved_at, "progress": self.best_progress},
-                "carry": None if self.carry is None else list(self.carry)}
+                "carry": None if self.carry is None else list(self.carry),
+                "context_rows": self.context_rows, "timing": self.elapsed()}
 
     def restore(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
@@ -154,6 +89,15 @@ class Trainer:
         solve = payload.get("solve") or {}
         self.solved_at, self.best_progress = solve.get("at"), solve.get("progress", 0.0)
         self.carry = None if payload.get("carry") is None else tuple(payload["carry"])
+        self.context_rows = payload.get("context_rows", [])
+        self.timing, self.clock = dict(payload.get("timing") or self.timing), time.perf_counter()
+
+    def elapsed(self) -> dict[str, float]:
+        """Seconds so far: the run's (over every resume) and its context probes'."""
+        now = time.perf_counter()
+        self.timing["run"] += now - self.clock
+        self.clock = now
+        return dict(self.timing)
 
     def save(self, path) -> None:
         """Write the checkpoint after what was logged up to now is in the store (a resumed run
@@ -252,6 +196,8 @@ class Trainer:
                         return StopReason.EARLY_STOPPED
                     if cfg.stop_when_solved and self.solved_at is not None:
                         return StopReason.SOLVED
+                if self.step in self.context_at:
+                    self.probe_context()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(ckpt_path)
                 if flag["signal"]:
@@ -259,6 +205,24 @@ class Trainer:
         finally:
             bar.close()
         return StopReason.DONE
+
+    def probe_context(self, log: bool = True) -> dict[str, float]:
+        """The context ablation (harness/training/context.py) of the model as it is now, on the test
+        split's seeded problems; its curve joins context_rows with this step. log: a probe during
+        training, which records its context_* metrics at this step and measures the cut context
+        only (drop: the effective context; shuffle and replace cost 8x more and run at the end)."""
+        from harness.training import context
+
+        started = time.perf_counter()
+        with live.phase(self.progress, live.name(self.spec), f"context probe at step {self.step}"):
+            found, curve = context.probe(self.model, self.task, window=self.track.context_window,
+                                         count=self.track.context_problems, seed=self.cfg.seed,
+                                         modes=("drop",) if log else context.MODES)
+        self.context_rows += curve.assign(step=self.step).to_dict("records")
+        self.timing["context"] += time.perf_counter() - started
+        if log:
+            self.tracker.log_metrics(found, self.step)
+        return found
 
     def log_window(self, window: dict, bar) -> None:
         loss = window["loss"].item() / window["steps"]
@@ -312,12 +276,13 @@ class Trainer:
                 grad_x=torch.tensor([r["grad_x_norm"] for r in rows]).numpy())
             metrics.update(profile.summary(self.track.probe_threshold))
         if self.track.context_probe and hasattr(self.task, "context_problems"):
-            from harness.training import context
+            import pandas as pd
 
-            with live.phase(self.progress, live.name(self.spec), "context probe"):
-                found, self.context_curve = context.probe(self.model, self.task, window=self.track.context_window,
-                                                          count=self.track.context_problems, seed=self.cfg.seed)
-            metrics.update(found)
+            metrics.update(self.probe_context(log=False))
+            self.context_curve = pd.DataFrame(self.context_rows)
+            timing = self.elapsed()
+            metrics.update(context_probe_seconds=timing["context"],
+                           context_probe_share=timing["context"] / max(timing["run"], 1e-9))
         self.tracker.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val_")}, self.step)
         return metrics
 
