@@ -109,3 +109,34 @@ def test_the_distance_grid_is_geometric_and_ends_at_the_window():
     assert grid[:8] == [1, 2, 3, 4, 6, 8, 11, 16] and grid[-1] == 512
     ratios = [b / a for a, b in zip(grid[4:-1], grid[5:-1])]
     assert all(1.3 < r < 1.5 for r in ratios)
+
+
+def test_effective_context_over_training_grows_or_levels_off_with_intervals_over_seeds():
+    """The context claim's curve (protocol v2): five probes spanning 16x tokens per run; an LSTM
+    whose effective context doubles with every 4x of tokens grows (slope 0.5 in its interval),
+    a SimpleRNN at 7 tokens throughout levels off; perplexity and the distance to convergence
+    sit beside them."""
+    import numpy as np
+    import pandas as pd
+
+    from harness.claims.context_training import convergence, over_training
+
+    rows = []
+    tokens = [1e6 * 2 ** k for k in range(5)]
+    for seed, noise in enumerate((0.9, 1.0, 1.1)):
+        for k, t in enumerate(tokens):
+            rows.append({"run_id": f"l{seed}", "variant": "lstm", "seed": seed, "step": k, "tokens": t,
+                         "effective": 20 * noise * (t / 1e6) ** 0.5, "censored": False, "loss": 5.0 - 0.1 * k})
+            rows.append({"run_id": f"s{seed}", "variant": "simple_rnn", "seed": seed, "step": k, "tokens": t,
+                         "effective": 7 * noise, "censored": False, "loss": 5.2 - 0.05 * k})
+    points = pd.DataFrame(rows)
+    points["perplexity"] = np.exp(points["loss"])
+    table, growth = over_training(points, ("simple_rnn", "lstm", "gru"))
+    growth = growth.set_index("variant")
+    assert growth.loc["lstm", "kind"] == "grows" and growth.loc["lstm", "slope_low"] <= 0.5 <= growth.loc["lstm", "slope_high"]
+    assert growth.loc["simple_rnn", "kind"] == "levels off" and "over 16x tokens" in growth.loc["simple_rnn", "growth_text"]
+    assert "gru" not in growth.index
+    lstm = table[table.variant == "lstm"]
+    assert list(lstm["probe"]) == [1, 2, 3, 4, 5] and lstm["effective_context"].iloc[-1] > 3 * lstm["effective_context"].iloc[0]
+    assert (lstm["ci_low"] <= lstm["effective_context"]).all() and (lstm["effective_context"] <= lstm["ci_high"]).all()
+    assert convergence(table)["lstm"].startswith(f"perplexity {np.exp(4.6):.0f} at the last probe, 9.5% below")

@@ -68,19 +68,17 @@ def verdict_of_matches(matches: dict[str, str]) -> Verdict:
 
 def against_claims(table: pd.DataFrame, claimed: dict[str, float], match: Callable[[dict | None, float], str],
                    shown: dict[str, str]) -> tuple[list[dict], dict[str, str]]:
-    """One row per claimed cell of `table` (one row per variant, with a `budget_limited` flag):
-    variant, the claimed value, the `shown` columns (heading: table column), whether the budget
-    limited it and whether it matches (`match(row, claimed)`; row None for a cell not run, whose
-    columns read 'n/a'). Returns (rows, {cell: match}) for verdict_of_matches."""
+    """One row per claimed cell of `table` (one row per variant): variant, the claimed value, the
+    `shown` columns (heading: table column) and whether it matches (`match(row, claimed)`; row
+    None for a cell not run, whose columns read 'n/a'). Returns (rows, {cell: match}) for
+    verdict_of_matches."""
     index = {r["variant"]: r for r in table.to_dict("records")}
     rows, matches = [], {}
     for cell, value in claimed.items():
         row = index.get(cell)
         matches[cell] = match(row, value)
         columns = {heading: "n/a" if row is None else row[key] for heading, key in shown.items()}
-        limited = "n/a" if row is None else ("yes" if row["budget_limited"] else "no")
-        rows.append({"variant": cell, "claimed": f"~{value}", **columns, "budget-limited": limited,
-                     "matches": matches[cell]})
+        rows.append({"variant": cell, "claimed": f"~{value}", **columns, "matches": matches[cell]})
     return rows, matches
 
 

@@ -1,5 +1,6 @@
-"""The context claim's numbers and figures: effective contexts with intervals over seeds, the
-budget check, perplexities, and the ablation curves of the language models and classifiers."""
+"""The context claim's numbers and figures: effective contexts with intervals over seeds,
+perplexities, and the ablation curves of the language models and classifiers (at the end of
+training; the curve over training is context_training.py's)."""
 from __future__ import annotations
 
 import math
@@ -10,8 +11,6 @@ import pandas as pd
 from harness.analysis import stats
 from harness.claims.columns import metric, numeric, outcome, param, task_of
 from harness.analysis.plotting import color, log2_axis, log2_bars, plt
-
-STEP = 2 ** 0.5  # the distance grid's ratio: the finest move it resolves
 
 
 def frame(runs: pd.DataFrame) -> pd.DataFrame:
@@ -35,6 +34,8 @@ def curves(frame: pd.DataFrame, context) -> pd.DataFrame:
             curve = pd.read_csv(context.artifact(row.run_id, "context_curve.csv"))
         except Exception:  # a run without the probe's artifact: left out of the curves
             continue
+        if "step" in curve:  # probes during training (track.context_points): the tables read the run's last
+            curve = curve[curve["step"] == curve["step"].max()].drop(columns="step")
         parts.append(curve.assign(grid=row.grid, variant=row.variant, seed=row.seed))
     columns = ["mode", "distance", "metric", "value", "sem", "grid", "variant", "seed"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
@@ -62,14 +63,10 @@ def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.Data
     rows = []
     for cell in cells:
         lm = frame[(frame.grid == "lm") & (frame.variant == cell)]
-        half = frame[(frame.grid == "lm-half") & (frame.variant == cell)]
         clf = frame[(frame.grid == "classifier") & (frame.variant == cell)]
         if lm.empty:
             continue
         m, lo, hi = geometric(lm["effective"])
-        h = geometric(half["effective"])[0] if len(half) else math.nan
-        up, down = max(hi / m, STEP), max(m / lo, STEP)
-        limited = bool(math.isfinite(h) and (h > m * up or h < m / down))
         censored = int(lm["censored"].sum())
         om, olo, ohi = geometric(lm["order"])
         cm, clo, chi = geometric(clf["effective"]) if len(clf) else (math.nan,) * 3
@@ -77,7 +74,6 @@ def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.Data
                      "lm_censored": censored == len(lm), "lm_text": _text(m, lo, hi, censored, len(lm)),
                      "order_context": om, "order_text": _text(om, olo, ohi, 0, len(lm)),
                      "content_context": geometric(lm["content"])[0], "seeds": len(lm),
-                     "half_tokens": h, "half_text": _text(h, h, h, 0, len(half)), "budget_limited": limited,
                      "classifier_effective": cm, "classifier_text": _text(cm, clo, chi, int(clf["censored"].sum()),
                                                                           len(clf)),
                      "lm_window": float(full.get("lm", math.nan)),
@@ -89,9 +85,9 @@ def perplexity_table(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     lm_runs = runs[runs["claim_grid"] == "lm"]
     unigram = task_of(lm_runs.iloc[0]).baseline()["perplexity"] if len(lm_runs) else math.nan
-    for (grid, cell), part in frame[frame.grid.isin(["lm", "lm-half"])].groupby(["grid", "variant"]):
+    for (grid, cell), part in frame[frame.grid == "lm"].groupby(["grid", "variant"]):
         mean, lo, hi = stats.mean_interval(part["perplexity"], bounds=stats.NONNEGATIVE)
-        rows.append({"grid": grid, "variant": cell, "seeds": len(part), "training_tokens": part["tokens"].iloc[0],
+        rows.append({"grid": grid, "variant": cell, "seeds": len(part),
                      "test_perplexity": mean, "ci_low": lo, "ci_high": hi, "unigram_perplexity": unigram,
                      "minutes_per_run": part["seconds"].mean() / 60})
     for cell, part in frame[frame.grid == "classifier"].groupby("variant"):
@@ -206,8 +202,7 @@ def notes(table: pd.DataFrame, perplexity: pd.DataFrame) -> list[str]:
     lm = perplexity[perplexity["grid"] == "lm"] if len(perplexity) else perplexity
     if len(lm):
         spread = ", ".join(f"{r['variant']} {r['test_perplexity']:.0f}" for r in lm.to_dict("records"))
-        out.append(f"Test perplexities after {lm['training_tokens'].iloc[0]:,.0f} training tokens: {spread} "
-                   f"(unigram model {lm['unigram_perplexity'].iloc[0]:.0f}); Khandelwal et al.'s models were trained "
-                   "to convergence on PTB and WikiText-2, so an effective context here is that of models at this "
-                   "budget, which the half-token check tests.")
+        out.append(f"Test perplexities at the end of training: {spread} (unigram model "
+                   f"{lm['unigram_perplexity'].iloc[0]:.0f}); Khandelwal et al.'s models were trained to convergence "
+                   "on PTB and WikiText-2: the curve over training shows how far from that these runs are.")
     return out
