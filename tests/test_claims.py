@@ -345,3 +345,14 @@ def test_phased_verdict_uses_the_shared_rule_and_the_half_budget_check():
     assert report.verdict == "partly reproduced"  # one regime holds, one fails; the inconclusive one counts for nothing
     speed = report.tables["convergence"].set_index("regime")
     assert (speed["phased faster"] == "yes").all() and 4.0 < speed.loc["standard", "lstm / phased steps to 90%"] < 5.0
+
+
+def test_every_verdict_has_its_own_colour_on_the_dashboard():
+    """'inconclusive' (the data cannot tell the effect from none) is not 'untestable' (nothing to
+    test): each verdict is coloured by its own state."""
+    from harness.claims.base import Verdict
+    from harness.report.dashboard import CSS, verdict_css
+
+    assert set(CSS) == set(Verdict) and len(set(CSS.values())) == len(Verdict)
+    assert verdict_css("inconclusive") != verdict_css("untestable")
+    assert verdict_css("some old word") == verdict_css("untestable")
