@@ -96,3 +96,11 @@ def test_the_cost_of_memory_is_a_power_law_fit():
     exponent, prefactor = power_law(lags, 3.0 * lags ** 1.5)
     assert exponent == pytest.approx(1.5) and prefactor == pytest.approx(3.0)
     assert power_law([10, 10], [1.0, 2.0]) is None
+
+
+def test_an_interval_is_never_narrower_than_the_ladder_gap():
+    """Every seed solves up to 40 and fails 57: each resample gives the same L50, but the data
+    only say it lies between 40 and 57."""
+    chains = {seed: ladder(lambda lag: 100 if lag <= 40 else 10 ** 9) for seed in range(5)}
+    horizons, _ = curve(chains, budget_grid(B_MAX))
+    assert all(40 < h.lag < 57 and h.low == 40 and h.high == 57 for h in horizons)

@@ -37,11 +37,24 @@ def test_a_spec_fingerprint_is_the_config_fingerprint_of_what_determines_its_res
     spec = tiny_spec()
     data = spec.to_dict()
     data.pop("track"), data.pop("plugins")
-    from harness.training.spec import UNTRACKED
+    from harness.training.spec import NEUTRAL, UNTRACKED
 
     for key in UNTRACKED["train"]:  # where a run goes and how fast, not what it computes
         data["train"].pop(key)
+    for key, value in NEUTRAL["train"].items():  # options added later, at the value that trains as before
+        assert data["train"].pop(key) == value
     assert spec.fingerprint() == fingerprint(data)
+
+
+def test_track_options_that_change_what_a_run_measures_change_its_fingerprint():
+    """The context probe and its schedule are [track] options, but a run probed differently is
+    another result (a run without probes during training cannot stand for one with them)."""
+    plain = tiny_spec()
+    assert plain.fingerprint() == tiny_spec(track={"experiment": "elsewhere", "probe_points": 5}).fingerprint()
+    probed = tiny_spec(track={"context_probe": True})
+    assert probed.fingerprint() != plain.fingerprint()
+    assert tiny_spec(track={"context_probe": True, "context_points": 5}).fingerprint() != probed.fingerprint()
+    assert tiny_spec(track={"context_points": 1}).fingerprint() == plain.fingerprint()  # the default: as before
 
 
 def test_check_known_names_the_first_unknown_and_the_valid_ones():

@@ -140,3 +140,21 @@ def test_effective_context_over_training_grows_or_levels_off_with_intervals_over
     assert list(lstm["probe"]) == [1, 2, 3, 4, 5] and lstm["effective_context"].iloc[-1] > 3 * lstm["effective_context"].iloc[0]
     assert (lstm["ci_low"] <= lstm["effective_context"]).all() and (lstm["effective_context"] <= lstm["ci_high"]).all()
     assert convergence(table)["lstm"].startswith(f"perplexity {np.exp(4.6):.0f} at the last probe, 9.5% below")
+
+
+def test_probes_are_matched_by_step_and_an_early_stopped_run_gives_its_end_point():
+    """Seed 0 stopped on the plateau rule at step 650 (after its probe at 400); seed 1 ran to
+    1,600 (probes at 100, 200, 400, 800): the curve pairs 100, 200 and 400, then the two ends."""
+    import pandas as pd
+
+    from harness.claims.context_training import over_training
+
+    rows = []
+    for seed, steps in ((0, (100, 200, 400, 650)), (1, (100, 200, 400, 800, 1600))):
+        for step in steps:
+            rows.append({"run_id": f"r{seed}", "variant": "lstm", "seed": seed, "step": step, "tokens": 2240.0 * step,
+                         "effective": float(step), "censored": False, "loss": 5.0, "perplexity": 148.4})
+    table, growth = over_training(pd.DataFrame(rows), ("lstm",))
+    assert list(table["training_tokens"] / 2240) == [100, 200, 400, (650 + 1600) / 2]
+    assert list(table["end"]) == [False, False, False, True]
+    assert table["effective_context"].iloc[2] == pytest.approx(400)  # both seeds at step 400, not 400 and 800

@@ -12,7 +12,7 @@ harness/analysis/horizon_fit.py (a Firth logistic 50% point).
 Wall or growth: the slope of log L50 against log B, fitted by least squares over the budgets.
 Its 95% interval comes from the same bootstrap as the horizons (whole seeds resampled; one
 replicate gives L50 at every budget, hence one slope), with the expanded percentiles of
-Hesterberg 2015. A censored L50 (beyond the ladder, ">= L"; below it, "< L") enters the fit at
+Hesterberg 2015. An L50 interval is never narrower than the ladder gap around L50 (`gap`). A censored L50 (beyond the ladder, ">= L"; below it, "< L") enters the fit at
 its bound; when the censoring lies only on the growing side (">=" at the largest budgets, "<"
 at the smallest) the fitted slope is a lower bound on the true one, which can still show
 growth but never a wall. Rule (δ = DELTA):
@@ -136,10 +136,21 @@ def curve(chains: dict[int, Chain], budgets: Sequence[int], *, stop_after: int =
     draws = np.asarray(draws)  # (resamples, budgets)
     tail = expanded_tail(len(units), level)  # the horizons' intervals; the slope's: growth()
     lows, highs = np.percentile(draws, [100 * tail, 100 * (1 - tail)], axis=0)
-    horizons = [Horizon(v, float(min(lo, v)), float(max(hi, v)), c, len(units))
+    lags = sorted({float(lag) for chain in units for lag, _ in chain})
+    horizons = [Horizon(v, *gap(v, min(lo, v), max(hi, v), lags), c, len(units))
                 for (v, c), lo, hi in zip(point, lows, highs)]
     return horizons, growth(budgets, [v for v, _ in point], draws, [c for _, c in point], len(units),
                             level=level, delta=delta)
+
+
+def gap(value: float, low: float, high: float, lags: Sequence[float]) -> tuple[float, float]:
+    """An interval widened to the ladder's resolution: L50 lies between two tested lags, and when
+    every resample puts it in the same gap the bootstrap interval collapses to a point, though
+    the data say only that it lies in that gap. (low, high) are widened to the tested lags
+    around `value` (a value on a tested lag is its own bound)."""
+    below = [lag for lag in lags if lag <= value]
+    above = [lag for lag in lags if lag >= value]
+    return float(min(low, below[-1] if below else low)), float(max(high, above[0] if above else high))
 
 
 def growth(x: Sequence[float], point: Sequence[float], draws, censored: Sequence[str], units: int, *,

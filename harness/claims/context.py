@@ -100,7 +100,7 @@ class Context(Claim):
         if len(growth):
             table = table.merge(growth[["variant", "growth_text"]], on="variant", how="left")
         table["convergence"] = table["variant"].map(distance).fillna("n/a")
-        table["growth_text"] = table.get("growth_text", "n/a")
+        table["growth_text"] = table["growth_text"].fillna("n/a") if "growth_text" in table else "n/a"
         verdict_table, verdict, detail = verdict_of(table)
         perplexity = report.perplexity_table(frame, runs)
         figures = {"lm_ablation": report.lm_figure(curves), "effective_context": report.bars(table, CLAIMED,

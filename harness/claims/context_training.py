@@ -41,9 +41,10 @@ def points(frame: pd.DataFrame, runs: pd.DataFrame, context) -> pd.DataFrame:
 
 def over_training(points: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per (cell, probe): tokens, effective context over seeds with its interval,
-    perplexity; one row per cell: the curve's slope and class). The k-th probe of every seed
-    is one point (the schedule is the same in every run; a run stopped early by the plateau
-    rule has fewer: only the probes every seed reached count)."""
+    perplexity; one row per cell: the curve's slope and class). Probes are matched by step: the
+    probes during training at the steps every seed reached (the schedule is the same in every
+    run; one stopped early by the plateau rule reached fewer), then each run's end-of-training
+    probe (the best-validation weights the verdict reads; its tokens: the median over seeds)."""
     from harness.claims.context_report import geometric
 
     rows, growth_rows = [], []
@@ -51,19 +52,25 @@ def over_training(points: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFra
         part = points[points.variant == cell]
         if part.empty:
             continue
-        seeds = {int(s): p.reset_index(drop=True) for s, p in part.groupby("seed")}
-        count = min(len(p) for p in seeds.values())
-        tokens = [float(np.median([p["tokens"][k] for p in seeds.values()])) for k in range(count)]
-        censored = [">=" if any(p["censored"][k] for p in seeds.values()) else "" for k in range(count)]
+        seeds = {int(s): p.sort_values("step").reset_index(drop=True) for s, p in part.groupby("seed")}
+        common = sorted(set.intersection(*(set(p["step"].iloc[:-1]) for p in seeds.values())))
+        picks = {s: [p.index[p["step"] == step][0] for step in common] + [len(p) - 1] for s, p in seeds.items()}
+
+        def column(name):
+            return {s: [seeds[s][name].iloc[i] for i in picks[s]] for s in seeds}
+
+        effective, tokens_of, ppl_of, cens = column("effective"), column("tokens"), column("perplexity"), \
+            column("censored")
+        count = len(common) + 1
+        tokens = [float(np.median([tokens_of[s][k] for s in seeds])) for k in range(count)]
+        censored = [">=" if any(cens[s][k] for s in seeds) else "" for k in range(count)]
         for k in range(count):
-            values = pd.Series([p["effective"][k] for p in seeds.values()])
-            mean, low, high = geometric(values)
-            ppl = geometric(pd.Series([p["perplexity"][k] for p in seeds.values()]))[0]
-            rows.append({"variant": cell, "probe": k + 1, "training_tokens": tokens[k], "effective_context": mean,
-                         "ci_low": low, "ci_high": high, "censored": censored[k], "perplexity": ppl,
-                         "seeds": len(seeds)})
+            mean, low, high = geometric(pd.Series([effective[s][k] for s in seeds]))
+            rows.append({"variant": cell, "probe": k + 1, "end": k == count - 1, "training_tokens": tokens[k],
+                         "effective_context": mean, "ci_low": low, "ci_high": high, "censored": censored[k],
+                         "perplexity": geometric(pd.Series([ppl_of[s][k] for s in seeds]))[0], "seeds": len(seeds)})
         if count >= 2 and len(seeds) >= 2:
-            _, growth = seed_growth(tokens, {s: list(p["effective"][:count]) for s, p in seeds.items()}, censored)
+            _, growth = seed_growth(tokens, effective, censored)
             kind = KINDS[growth.kind]
             text = f"{kind}: slope {growth.bound + ' ' if growth.bound else ''}{growth.slope:.2f} " \
                    f"[{growth.low:.2f}, {growth.high:.2f}] over {tokens[-1] / tokens[0]:.0f}x tokens"

@@ -83,13 +83,15 @@ class Phased(Claim):
         "the 95% Welch interval of log(LSTM steps / Phased steps) lies above 0 (a run that never reached 90% "
         "counts at its budget, which favours the slower cell). **Budget sensitivity**: with a constant "
         "learning rate the first half of each run is the run with half the budget, so the best validation "
-        "accuracy by half the budget gives the same comparison there; a regime whose match differs between "
-        "the half and the whole budget is budget-sensitive and counts as inconclusive. **Verdict** "
+        "accuracy by half the budget and by the whole budget give the same comparison at both (the same "
+        "metric, so the two are alike in noise); a regime whose match flips between yes and no from the half "
+        "to the whole budget is budget-sensitive and counts as inconclusive. **Verdict** "
         "per regime, by the claims' shared interval rule on the 95% Welch interval of (Phased LSTM - LSTM) "
         "test accuracy against the paper's gap d: 'yes' when it lies above d/2, 'no' when it lies below, "
         "'inconclusive' when it holds both (the data cannot tell the paper's effect from none); "
-        "'reproduced' when every regime says yes, 'not reproduced' when none does and none is inconclusive, "
-        "'partly reproduced' when some do, 'inconclusive' when a regime is inconclusive and none says no. "
+        "over the regimes (the claims' shared order): 'untestable' when a regime has no runs; 'inconclusive' "
+        "when a regime is inconclusive and none says no; otherwise, over the decided regimes, 'reproduced' "
+        "when all say yes, 'not reproduced' when none does, 'partly reproduced' in between. "
         "The paper's accuracies are listed alongside.")
 
     def tunings(self, budget):

@@ -14,17 +14,23 @@ from harness.tracking import Outcome, open_tracker
 
 @dataclasses.dataclass
 class Done:
-    """One grid point's run: its outcome, or reused (a result already in the store)."""
+    """One grid point's run: its outcome, or reused (a result already in the store), or held by
+    another process sharing the plan (harness/reproduce/shared.py), to be asked for again."""
 
     planned: Planned
     run_id: str | None
-    outcome: Outcome | None  # None: reused
+    outcome: Outcome | None  # None: reused (or elsewhere)
     metrics: dict
     seconds: float
+    elsewhere: bool = False
 
     @property
     def label(self) -> str:
-        return "reused" if self.outcome is None else self.outcome.value
+        return "elsewhere" if self.elsewhere else "reused" if self.outcome is None else self.outcome.value
+
+
+def held_elsewhere(planned: Planned) -> Done:
+    return Done(planned, None, None, {}, 0.0, elsewhere=True)
 
 
 def spec_for(claim: Claim, planned: Planned, *, device: str, uri: str, threads: int = 0):
@@ -43,7 +49,34 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
             cells: tuple[str, ...] | None = None, resume: tuple[str, str] | None = None) -> Done:
     """One grid point, in this process or a pool worker (harness/reproduce/pool.py), which
     hears of the run as it starts and gets its status lines. `resume`: (run id, checkpoint
-    file) of a killed run of this point (lookup.RESUME), continued in that same MLflow run."""
+    file) of a killed run of this point (lookup.RESUME), continued in that same MLflow run.
+    On a shared plan the point is done only under its lock, and what it needs is asked again
+    once the lock is held (another process may have run it meanwhile)."""
+    from harness.reproduce import shared
+
+    if not shared.is_shared(uri):
+        return run_point(claim_name, planned, device, uri, command, threads, cells, resume)
+    from harness.claims import get
+    from harness.reproduce import lookup
+    from harness.reproduce.runner import decide
+    from harness.tracking import open_runs
+
+    claim = get(claim_name, cells)
+    key = f"run:{claim.experiment}:{planned.tags.get('claim_budget', '')}:" + (
+        spec_for(claim, planned, device=device, uri=uri).fingerprint() if claim.trains
+        else measured_fingerprint(planned))
+    with shared.holding(uri, key) as mine:
+        if not mine:
+            return held_elsewhere(planned)
+        found = decide(open_runs(uri), claim, planned, device=device, uri=uri)
+        if found.action == lookup.REUSE:
+            return Done(planned, found.record.run_id, None, dict(found.record.metrics), 0.0)
+        again = (found.record.run_id, str(found.checkpoint)) if found.action == lookup.RESUME else None
+        return run_point(claim_name, planned, device, uri, command, threads, cells, again)
+
+
+def run_point(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int,
+             cells: tuple[str, ...] | None, resume: tuple[str, str] | None) -> Done:
     import torch
 
     from harness.claims import get

@@ -14,7 +14,7 @@ from typing import Callable
 from harness.tracking import Outcome
 from harness.training.progress import duration, to_stderr
 
-COUNTED = ("reused", "finished", "diverged", "killed", "crashed", "pruned")
+COUNTED = ("reused", "finished", "diverged", "killed", "crashed", "pruned", "elsewhere")
 
 
 class Board:
@@ -51,10 +51,18 @@ class Board:
     def resumed(self, label: str, step: int) -> None:
         self.report(f"[resume] {label}: from its checkpoint at step {step}")
 
+    def again(self, count: int, seconds: float) -> None:
+        """`count` calls held by other processes sharing the plan are asked for again."""
+        self.counts["elsewhere"] -= count
+        self.waiting += count
+        self.report(f"{self.title}: {count} held by other processes (shared plan); asking again in "
+                    f"{seconds:.0f} s | {self.summary()}")
+
     def ended(self, label: str, outcome: Outcome | str | None, seconds: float, detail: str = "") -> None:
-        """A run (or chain) ended with `outcome` (None: nothing was run, its result reused)."""
+        """A run (or chain) ended with `outcome` (None: nothing was run, its result reused;
+        "elsewhere": another process sharing the plan holds it)."""
         self.running -= 1
-        key = "reused" if outcome is None else Outcome(outcome).value
+        key = "reused" if outcome is None else outcome if outcome == "elsewhere" else Outcome(outcome).value
         self.counts[key if key in self.counts else "crashed"] += 1
         if key in ("finished", "diverged", "pruned") and seconds > 0:
             self.seconds.append(seconds)
@@ -66,9 +74,30 @@ def interrupted(outcomes: list, pool) -> bool:
     return pool.stopped or any(o.outcome in (Outcome.KILLED, Outcome.CRASHED) for o in outcomes)
 
 
-def execute(pool, calls: list, labels: list[str], board: Board, *, ended: Callable, stop_on) -> list:
+def execute(pool, calls: list, labels: list[str], board: Board, *, ended: Callable, stop_on, again=None) -> list:
     """Run `calls` on `pool`, telling `board` of every start and end; `ended(index, result)`
-    gives (outcome, seconds, detail) for the board's line."""
+    gives (outcome, seconds, detail) for the board's line. `again(result)`: the call's unit is
+    held by another process sharing the plan (harness/reproduce/shared.py): it is run again
+    after POLL_SECONDS, until no result is held elsewhere or the pool stops."""
+    import time
+
+    from harness.reproduce.shared import POLL_SECONDS
+
+    results = _execute(pool, calls, labels, board, ended=ended, stop_on=stop_on)
+    while again is not None and not pool.stopped:
+        index = {i: r for i, r in results}
+        todo = [i for i in range(len(calls)) if i in index and again(index[i])]
+        if not todo:
+            break
+        board.again(len(todo), POLL_SECONDS)
+        time.sleep(POLL_SECONDS)
+        sub = _execute(pool, [calls[i] for i in todo], [labels[i] for i in todo], board,
+                       ended=lambda j, result: ended(todo[j], result), stop_on=stop_on)
+        results = [(i, r) for i, r in results if i not in todo] + [(todo[j], r) for j, r in sub]
+    return results
+
+
+def _execute(pool, calls: list, labels: list[str], board: Board, *, ended: Callable, stop_on) -> list:
     def event(index, kind, data):
         if kind == "start":
             board.started(labels[index])

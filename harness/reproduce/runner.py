@@ -73,10 +73,11 @@ def run_plan(claim: Claim, plan: list[Planned], *, pool: Pool, device: str, uri:
 
     def ended(index, result):
         dones[index] = done = as_done(todo[index][0], result)
-        return done.outcome, done.seconds, _primary(done)
+        return "elsewhere" if done.elsewhere else done.outcome, done.seconds, _primary(done)
 
     execute(pool, calls, [label_of(p) for p, _ in todo], board, ended=ended,
-            stop_on=lambda result: isinstance(result, Lost) or result.outcome == Outcome.KILLED)
+            stop_on=lambda result: isinstance(result, Lost) or result.outcome == Outcome.KILLED,
+            again=lambda result: isinstance(result, Done) and result.elsewhere)
     return outcomes + list(dones.values())
 
 

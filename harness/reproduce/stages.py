@@ -22,7 +22,7 @@ from harness.claims import Claim, Planned, Tuning
 from harness.claims.plans import tuning_lag
 from harness.device import resolve_device
 from harness.reproduce import lookup
-from harness.reproduce.one_run import Done, run_one, spec_for
+from harness.reproduce.one_run import Done, run_point, held_elsewhere, spec_for
 from harness.reproduce.pool import Call, Lost, Pool
 from harness.reproduce.worker import notify
 from harness.reproduce.progress import Board, execute, interrupted
@@ -60,7 +60,25 @@ def tuning_fingerprint(claim: Claim, budget: str, tuning: Tuning, cell: str, lag
 
 def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str, lag: int | None, device: str,
                uri: str, command: str, threads: int) -> Done:
-    """One cell's tuning study, to its `trials` trials; records the chosen values as a run."""
+    """One cell's tuning study, to its `trials` trials; records the chosen values as a run. On a
+    shared plan (harness/reproduce/shared.py) the study is one unit: run under its lock, and not
+    at all when its choice is recorded by the time the lock is held."""
+    from harness import claims
+    from harness.reproduce import shared
+
+    claim = claims.get(claim_name, cells)
+    tuning = next(t for t in claim.tunings(budget) if t.label == label)
+    with shared.holding(uri, f"tuning:{tuning_fingerprint(claim, budget, tuning, cell, lag)}") as mine:
+        if not mine:
+            return held_elsewhere(tuning_planned(claim, budget, tuning, cell, lag))
+        chosen = chosen_values(uri, claim, budget, tuning, cell, lag)
+        if chosen is not None:
+            return Done(tuning_planned(claim, budget, tuning, cell, lag), None, None, {}, 0.0)
+        return _run_tuning(claim_name, cells, budget, label, cell, lag, device, uri, command, threads)
+
+
+def _run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str, lag: int | None, device: str,
+                uri: str, command: str, threads: int) -> Done:
     import time
 
     from harness import claims
@@ -73,7 +91,7 @@ def run_tuning(claim_name: str, cells: tuple, budget: str, label: str, cell: str
     tuning = next(t for t in claim.tunings(budget) if t.label == label)
     planned = tuning_planned(claim, budget, tuning, cell, lag)
     spec = spec_for(claim, planned, device=device, uri=uri, threads=threads)
-    name = f"{claim.experiment}-{budget}-{label}-{cell}"
+    name = f"{claim.experiment}-{budget}-{label}-{cell}" + (f"-L{lag}" if lag is not None else "")  # a new lag: a new study
     settings = sweep_settings(spec, trials=tuning.trials, study=name, storage=str(journal_path(uri)),
                               space=dict(tuning.space), metric=tuning.metric, pruner="none", seed=tuning.seed)
     prepare(settings, fail_running=True)
@@ -132,11 +150,22 @@ def find_step(runs, claim: Claim, planned: Planned, *, device: str, uri: str) ->
 
 def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str, seed: int, tuned: dict,
                device: str, uri: str, command: str, threads: int) -> list[Done]:
-    """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row."""
+    """One (cell, seed) ladder: its lags in order until `stop_after` unsolved in a row. On a
+    shared plan the chain is one unit, climbed under its lock (each lag looked up as usual)."""
     from harness import claims
+    from harness.reproduce import shared
 
     claim = claims.get(claim_name, cells)
     ladder = next(lad for lad in claim.ladders(budget) if lad.label == label)
+    key = f"chain:{claim.experiment}:{budget}:{label}:{cell}:{seed}:{fingerprint(dict(tuned))}"
+    with shared.holding(uri, key) as mine:
+        if not mine:
+            return [held_elsewhere(ladder_step(claim, budget, ladder, cell, ladder.lags[0], seed, tuned))]
+        return _climb(claim, budget, ladder, cell, seed, tuned, device, uri, command, threads, cells)
+
+
+def _climb(claim, budget, ladder, cell, seed, tuned, device, uri, command, threads, cells) -> list[Done]:
+    claim_name, label = claim.name, ladder.label
     runs, out, misses = open_runs(uri), [], 0
     for lag in ladder.lags:
         planned = ladder_step(claim, budget, ladder, cell, lag, seed, tuned)
@@ -146,7 +175,7 @@ def run_ladder(claim_name: str, cells: tuple, budget: str, label: str, cell: str
                         0.0)
         else:
             resume = (found.record.run_id, str(found.checkpoint)) if found.action == lookup.RESUME else None
-            done = run_one(claim_name, planned, device, uri, command, threads, cells=cells, resume=resume)
+            done = run_point(claim_name, planned, device, uri, command, threads, cells, resume)  # the chain's lock
         out.append(done)
         line = (f"  {label}: {planned.tags['claim_point']}: {done.label}"
                 f"{' solved' if claim.solved(done.metrics) else ' unsolved'} ({done.seconds:.1f} s)")
@@ -193,7 +222,11 @@ def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri
             chain = result if isinstance(result, list) else [result]
             worst = next((d.outcome for d in chain if d.outcome in (Outcome.KILLED, Outcome.CRASHED)),
                          chain[-1].outcome if chain else None)
-            return worst, sum(d.seconds for d in chain), ""
+            return "elsewhere" if elsewhere(result) else worst, sum(d.seconds for d in chain), ""
+
+        def elsewhere(result):
+            chain = result if isinstance(result, list) else [result]
+            return not isinstance(result, Lost) and any(d.elsewhere for d in chain)
 
         def killed(result):
             chain = result if isinstance(result, list) else [result]
@@ -201,7 +234,7 @@ def run_stages(claim: Claim, budget: str, *, seeds: int | None, device: str, uri
 
         if calls and not pool.stopped:
             report(f"{title}: {len(calls)} to run" + (f" with {pool.jobs} jobs" if pool.jobs > 1 else ""))
-            execute(pool, calls, labels, board, ended=ended, stop_on=killed)
+            execute(pool, calls, labels, board, ended=ended, stop_on=killed, again=elsewhere)
         return [out[i] for i in sorted(out)]
 
     def flat(items: list) -> list[Done]:

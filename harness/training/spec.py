@@ -42,6 +42,9 @@ UNTRACKED = {"track": None, "train": ("device", "threads", "log_every", "checkpo
 # Options added after results were recorded, with the value that trains exactly as before they
 # existed: at that value they are left out of the fingerprint, so those results stay reusable.
 NEUTRAL = {"train": {"evals_per_doubling": 0}}
+# [track] options that change what a run measures (its metrics, not where they go): in the
+# fingerprint when set away from these defaults, so a run measured otherwise is not reused.
+MEASURED = {"track": {"context_probe": False, "context_window": 512, "context_problems": 500, "context_points": 1}}
 _warned: set[str] = set()  # warnings already printed by this process (RunSpec.validate)
 
 
@@ -133,6 +136,8 @@ class RunSpec:
     def fingerprint(self) -> str:
         """A hash of everything that determines the result (not where it is recorded)."""
         data = self.to_dict()
+        measured = {f"{section}.{f}": data[section][f] for section, fields in MEASURED.items()
+                    for f, default in fields.items() if data[section][f] != default}
         for section, fields in UNTRACKED.items():
             if fields is None:
                 data.pop(section)
@@ -144,6 +149,8 @@ class RunSpec:
                 if data[section].get(f) == value:
                     data[section].pop(f)
         data.pop("plugins")
+        if measured:
+            data["measured"] = measured
         return config_fingerprint(data)
 
     @property

@@ -186,6 +186,8 @@ class Trainer:
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     self.log_window(window, bar)
+                if self.step in self.context_at:  # before the checkpoint an evaluation may write here
+                    self.probe_context()
                 if (self.step in self.eval_at if self.eval_at is not None else self.step % self.eval_every == 0) \
                         or self.step == self.total:
                     metrics = self.validate()
@@ -196,8 +198,6 @@ class Trainer:
                         return StopReason.EARLY_STOPPED
                     if cfg.stop_when_solved and self.solved_at is not None:
                         return StopReason.SOLVED
-                if self.step in self.context_at:
-                    self.probe_context()
                 if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(ckpt_path)
                 if flag["signal"]:
