@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from harness.claims.base import MISSION_CELLS, Claim, interval_match, verdict_of_matches
+from harness.claims.base import MISSION_CELLS, Claim
 from harness.claims.plans import Ladder, Tuning
 from harness.claims.registry import register
 
@@ -87,6 +87,8 @@ class Horizon(Claim):
                "with no cited measurement; cf. Khandelwal et al. 2018, Pascanu et al. 2013, Hochreiter & "
                "Schmidhuber 1997 (sequences to solve grow with the lag)")
     cells = MISSION_CELLS
+    # read by the analysis (horizon_tables.py), which imports nothing of this module
+    claimed, factor, recipe_sequences, budget_span = CLAIMED, FACTOR, RECIPE_SEQUENCES, BUDGET_SPAN
     protocol = (
         "Delayed recall with noise distractors (name the first of 8 symbols after `length` random symbols), "
         "every cell, the same model size and batch. **Every budget from one ladder**: a run trains until "
@@ -178,18 +180,3 @@ class Horizon(Claim):
         from harness.claims import horizon_tables as tables  # pandas, scipy, matplotlib: only to report
 
         return tables.analyse(self, runs, context)
-
-
-def match(row: dict | None, claimed: float) -> str:
-    """'yes', 'no', 'inconclusive' or 'untestable' (no runs) for one (cell, budget) horizon row."""
-    if row is None or row["horizon"] != row["horizon"]:
-        return "untestable"
-    high = float("inf") if row["censored"] == ">=" else row["ci_high"]
-    low = 0.0 if row["censored"] == "<" else row["ci_low"]
-    return interval_match(low, high, claimed / FACTOR, claimed * FACTOR)
-
-
-def verdict_of(rows: list[dict]) -> tuple:
-    """The verdict from the claimed cells' rows at the recipe budget (default initialisation)."""
-    matches = {r["variant"]: r["matches"] for r in rows if r["init"] == "default" and r["variant"] in CLAIMED}
-    return verdict_of_matches(matches)

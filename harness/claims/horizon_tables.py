@@ -10,9 +10,8 @@ import pandas as pd
 
 from harness.analysis import stats
 from harness.analysis.budget_curve import budget_grid, curve, power_law
-from harness.claims.base import ClaimReport
+from harness.claims.base import ClaimReport, interval_match, verdict_of_matches
 from harness.claims.columns import metric, numeric, outcome, param
-from harness.claims.horizon import BUDGET_SPAN, CLAIMED, RECIPE_SEQUENCES, match, verdict_of
 
 PILOT = "pilot-"
 # Hochreiter & Schmidhuber 1997, experiment 4 (the adding problem; LSTM without a forget gate):
@@ -46,13 +45,13 @@ def groups(frame: pd.DataFrame, cells) -> list[tuple[str, str, pd.DataFrame]]:
             if len(part := main[(main.variant == cell) & (main.init == init)])]
 
 
-def curves(frame: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFrame]:
+def curves(frame: pd.DataFrame, cells, span: int = 16) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per (cell, initialisation, budget): L50 and its interval; one row per (cell,
     initialisation): the growth of L50 with the budget)."""
     rows, growth_rows = [], []
     for cell, init, part in groups(frame, cells):
         b_max, batch = int(part["steps"].max()), int(part["batch"].iloc[0])
-        budgets = budget_grid(b_max, BUDGET_SPAN)
+        budgets = budget_grid(b_max, span)
         chains = {int(seed): list(zip(p["lag"].astype(float),
                                       np.where(p["solved"], p["steps_to_solve"].astype(float), math.nan)))
                   for seed, p in part.groupby("seed")}
@@ -68,19 +67,30 @@ def curves(frame: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(growth_rows)
 
 
-def at_recipe(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (cell, initialisation), the budget nearest (in log) to the recipe's sequences."""
+def at_recipe(table: pd.DataFrame, recipe: int) -> pd.DataFrame:
+    """Per (cell, initialisation), the budget nearest (in log) to the recipe's `recipe` sequences."""
     if table.empty:
         return table
-    distance = (np.log(table["budget_sequences"]) - math.log(RECIPE_SEQUENCES)).abs()
+    distance = (np.log(table["budget_sequences"]) - math.log(recipe)).abs()
     return table.assign(distance=distance).sort_values("distance").groupby(["variant", "init"], sort=False) \
         .head(1).drop(columns="distance")
 
 
-def verdict_table(table: pd.DataFrame, growth: pd.DataFrame) -> pd.DataFrame:
-    recipe = at_recipe(table)
+def match(row: dict | None, claimed: float, factor: float) -> str:
+    """'yes', 'no', 'inconclusive' (the claims' shared interval rule on L50's interval against
+    claimed / factor ... claimed x factor) or 'untestable' (no runs) for one (cell, budget) row;
+    a censored L50 '>= L' is the interval [L, ∞), '< U' is [0, U]."""
+    if row is None or row["horizon"] != row["horizon"]:
+        return "untestable"
+    high = math.inf if row["censored"] == ">=" else row["ci_high"]
+    low = 0.0 if row["censored"] == "<" else row["ci_low"]
+    return interval_match(low, high, claimed / factor, claimed * factor)
+
+
+def verdict_table(table: pd.DataFrame, growth: pd.DataFrame, claim) -> pd.DataFrame:
+    recipe = at_recipe(table, claim.recipe_sequences)
     rows = []
-    for cell, claimed in CLAIMED.items():
+    for cell, claimed in claim.claimed.items():
         for init in ("default", "chrono"):
             found = recipe[(recipe.variant == cell) & (recipe.init == init)]
             if found.empty and init == "chrono":
@@ -91,7 +101,7 @@ def verdict_table(table: pd.DataFrame, growth: pd.DataFrame) -> pd.DataFrame:
                          "budget_sequences": math.nan if row is None else int(row["budget_sequences"]),
                          "L50 at the recipe budget": "n/a" if row is None else row["text"],
                          "with the budget": "n/a" if g.empty else g.iloc[0]["text"],
-                         "matches": match(row, claimed) if init == "default" else "(beside)"})
+                         "matches": match(row, claimed, claim.factor) if init == "default" else "(beside)"})
     return pd.DataFrame(rows)
 
 
@@ -175,11 +185,13 @@ def analyse(claim, runs: pd.DataFrame, context) -> ClaimReport:
     from harness.claims import horizon_plots as plots
 
     data = frame(runs, claim)
-    table, growth = curves(data, claim.cells)
-    verdicts = verdict_table(table, growth)
-    verdict = verdict_of(verdicts.to_dict("records"))
+    table, growth = curves(data, claim.cells, claim.budget_span)
+    verdicts = verdict_table(table, growth, claim)
+    # the verdict: the claimed cells at the default initialisation; the chrono rows stand beside
+    verdict = verdict_of_matches({r["variant"]: r["matches"] for r in verdicts.to_dict("records")
+                                  if r["init"] == "default"})
     steps = steps_table(data, claim.cells)
-    figures = {"horizon_vs_budget": plots.horizon_vs_budget(table, CLAIMED, RECIPE_SEQUENCES),
+    figures = {"horizon_vs_budget": plots.horizon_vs_budget(table, claim.claimed, claim.recipe_sequences),
                "sequences_to_solve": plots.sequences_to_solve(steps, exponents(steps), LSTM_1997)}
     profiles = plots.last_profiles(data, context)
     if profiles is not None:

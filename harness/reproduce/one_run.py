@@ -9,6 +9,7 @@ import time
 from harness.config import fingerprint
 from harness.claims import Claim, Planned
 from harness.training.spec import apply_sets, build_spec
+from harness.reproduce import lookup
 from harness.tracking import Outcome, open_tracker
 
 
@@ -45,6 +46,16 @@ def measured_fingerprint(planned: Planned) -> str:
     return fingerprint(planned.values)
 
 
+def decide(runs, claim: Claim, planned: Planned, *, device: str, uri: str) -> lookup.Found:
+    """lookup.find for one point of a claim's grid: only a run the report counts (this claim's
+    budget; a tuning trial of the same configuration belongs to its study, not to the grid)."""
+    tags = {"claim_budget": planned.tags["claim_budget"]}
+    if not claim.trains:
+        return lookup.find(runs, claim.experiment, measured_fingerprint(planned), tags)
+    spec = spec_for(claim, planned, device=device, uri=uri)
+    return lookup.find(runs, claim.experiment, spec.fingerprint(), tags, spec=spec, uri=uri)
+
+
 def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: str, threads: int,
             cells: tuple[str, ...] | None = None, resume: tuple[str, str] | None = None) -> Done:
     """One grid point, in this process or a pool worker (harness/reproduce/pool.py), which
@@ -57,8 +68,6 @@ def run_one(claim_name: str, planned: Planned, device: str, uri: str, command: s
     if not shared.is_shared(uri):
         return run_point(claim_name, planned, device, uri, command, threads, cells, resume)
     from harness.claims import get
-    from harness.reproduce import lookup
-    from harness.reproduce.runner import decide
     from harness.tracking import open_runs
 
     claim = get(claim_name, cells)

@@ -10,7 +10,7 @@ import os
 
 from harness.claims import Claim, Planned
 from harness.reproduce import lookup
-from harness.reproduce.one_run import Done, check_data, measured_fingerprint, run_one, spec_for
+from harness.reproduce.one_run import Done, check_data, decide, measured_fingerprint, run_one, spec_for
 from harness.reproduce.pool import Call, Lost, Pool
 from harness.reproduce.progress import Board, execute, interrupted
 from harness.tracking import Outcome, open_runs, open_tracker, resolve_uri
@@ -22,16 +22,6 @@ __all__ = ["Done", "check_data", "decide", "interrupted", "measured_fingerprint"
 def threads_for(jobs: int) -> int:
     """torch threads per worker: the cores shared among K > 1 workers; 0 (automatic) for one."""
     return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
-
-
-def decide(runs, claim: Claim, planned: Planned, *, device: str, uri: str) -> lookup.Found:
-    """lookup.find for one point of a claim's grid: only a run the report counts (this claim's
-    budget; a tuning trial of the same configuration belongs to its study, not to the grid)."""
-    tags = {"claim_budget": planned.tags["claim_budget"]}
-    if not claim.trains:
-        return lookup.find(runs, claim.experiment, measured_fingerprint(planned), tags)
-    spec = spec_for(claim, planned, device=device, uri=uri)
-    return lookup.find(runs, claim.experiment, spec.fingerprint(), tags, spec=spec, uri=uri)
 
 
 def label_of(planned: Planned) -> str:

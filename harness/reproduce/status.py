@@ -1,5 +1,5 @@
 """`reproduce CLAIM --status`: where a claim stands in the store, part by part, from the same
-lookups the runner makes (runner.decide for grid points, stages.find_step for ladder lags,
+lookups the runner makes (one_run.decide for grid points, stages.find_step for ladder lags,
 stages.chosen_values for tuning studies, at the lags their pilot ladders give), so it says what
 the next `reproduce` would do.
 
@@ -15,7 +15,7 @@ import json
 
 from harness.claims import Claim
 from harness.reproduce import lookup
-from harness.reproduce.runner import decide
+from harness.reproduce.one_run import decide
 from harness.reproduce.stages import chosen_values, find_step, ladder_step, pilot_labels, tuning_lags
 from harness.tracking import open_runs, resolve_uri
 
