@@ -114,7 +114,8 @@ def steps_table(frame: pd.DataFrame, cells) -> pd.DataFrame:
             # over every run at the lag, an unsolved one counting as beyond B_max (so the fast seeds
             # alone do not make long lags look cheap); undefined where fewer than half solved
             steps = np.where(at["solved"], at["steps_to_solve"].astype(float), math.inf)
-            q = np.quantile(steps, [0.25, 0.5, 0.75]) if 2 * at["solved"].sum() >= len(at) else [math.nan] * 3
+            with np.errstate(invalid="ignore"):  # a quartile between two unsolved runs is inf - inf: undefined
+                q = np.quantile(steps, [0.25, 0.5, 0.75]) if 2 * at["solved"].sum() >= len(at) else [math.nan] * 3
             q = [v if math.isfinite(v) else math.nan for v in q]
             rows.append({"variant": cell, "init": init, "lag": lag, "runs": len(at), "solved": int(at["solved"].sum()),
                          "median_steps_to_solve": q[1], "q25": q[0], "q75": q[2],
