@@ -19,7 +19,7 @@ def test_a_tuning_study_records_its_lowest_trial_as_the_cells_choice(tmp_path):
     cell, uri, lag = tuning.cells[0], f"sqlite:///{tmp_path / 'mlflow.db'}", 6  # lag: as a pilot would give it
     assert stages.chosen_values(uri, claim, "smoke", tuning, cell, lag) is None  # not tuned yet
     done = stages.run_tuning(claim.name, claim.cells, "smoke", tuning.label, cell, lag, "cpu", uri, "test", 1)
-    name = f"{claim.experiment}-smoke-{tuning.label}-{cell}"
+    name = f"{claim.experiment}-smoke-{tuning.label}-{cell}-L{lag}"  # another tuning lag is another study
     trials = [r for r in open_runs(uri).records(claim.experiment, {"optuna.study": name}) if "optuna.trial" in r.tags]
     assert len(trials) == tuning.trials and all(r.outcome == Outcome.FINISHED for r in trials)
     assert all(r.tags["trial_state"] == "COMPLETE" for r in trials)  # Outcome.FINISHED -> TrialState.COMPLETE
