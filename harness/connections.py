@@ -68,12 +68,13 @@ def hide_secrets(text: str, url: str) -> str:
     if "://" not in url:
         return text
     secrets = sorted(_secrets(url), key=len, reverse=True)
+    # a secret counts only where it stands alone (between characters that are no letter or digit,
+    # as a driver echoes it: "password=x", "user:x@host", 'x@host'): a short password must not
+    # turn every "o" of the message into *** and so give itself away
+    pattern = re.compile("|".join(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])" for secret in secrets)) \
+        if secrets else None
     pieces = text.split(url)
-    for i, piece in enumerate(pieces):
-        for secret in secrets:
-            piece = piece.replace(secret, MASK)
-        pieces[i] = piece
-    return shown(url).join(pieces)
+    return shown(url).join(pattern.sub(MASK, piece) if pattern else piece for piece in pieces)
 
 
 def _secrets(url: str) -> set[str]:
@@ -93,7 +94,9 @@ def _secrets(url: str) -> set[str]:
     for match in re.finditer(r"[?&]([^=&#]+)=([^&#]*)", url):
         if _SECRET_QUERY.search(match.group(1)):
             found.add(match.group(2))
-    return {form for secret in found for form in (secret, unquote(secret)) if form}
+    # a driver that splits a raw '@' or ':' in the password elsewhere than the URL's rule echoes a part
+    parts = {part for secret in found for part in re.split(r"[@:]", secret)}
+    return {form for secret in found | parts for form in (secret, unquote(secret)) if form}
 
 
 def _split_userinfo(url: str) -> tuple[str | None, str, str]:

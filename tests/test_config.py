@@ -49,12 +49,13 @@ def test_a_spec_fingerprint_is_the_config_fingerprint_of_what_determines_its_res
 def test_track_options_that_change_what_a_run_measures_change_its_fingerprint():
     """The context probe and its schedule are [track] options, but a run probed differently is
     another result (a run without probes during training cannot stand for one with them)."""
-    plain = tiny_spec()
-    assert plain.fingerprint() == tiny_spec(track={"experiment": "elsewhere", "probe_points": 5}).fingerprint()
-    probed = tiny_spec(track={"context_probe": True})
+    plain = tiny_spec("lstm", "imdb_lm")
+    assert plain.fingerprint() == tiny_spec("lstm", "imdb_lm", track={"experiment": "x", "probe_points": 5}).fingerprint()
+    probed = tiny_spec("lstm", "imdb_lm", track={"context_probe": True})
     assert probed.fingerprint() != plain.fingerprint()
-    assert tiny_spec(track={"context_probe": True, "context_points": 5}).fingerprint() != probed.fingerprint()
-    assert tiny_spec(track={"context_points": 1}).fingerprint() == plain.fingerprint()  # the default: as before
+    scheduled = tiny_spec("lstm", "imdb_lm", track={"context_probe": True, "context_points": 5})
+    assert scheduled.fingerprint() != probed.fingerprint()
+    assert tiny_spec("lstm", "imdb_lm", track={"context_points": 1}).fingerprint() == plain.fingerprint()
 
 
 def test_check_known_names_the_first_unknown_and_the_valid_ones():

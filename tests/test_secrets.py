@@ -143,3 +143,26 @@ def test_a_sweep_on_password_stores_shows_the_password_nowhere(postgres_password
     assert [c["track"]["tracking_uri"] for c in configs] == [f"postgresql://:***@{hostport}/mlflow"], "the trial's"
     assert f"optuna-dashboard {out['storage']}" in result.stdout, "the printed summary (as --report prints it)"
     _assert_nowhere(password, [result.stdout, result.stderr, *recorded])
+
+
+@pytest.mark.parametrize("url,text,expected", [
+    # a one-letter password: the message keeps its words, and so does not spell the password out
+    ("postgresql://user:o@127.0.0.1:1/db", "connection failed: port 1 failed: Connection refused",
+     "connection failed: port 1 failed: Connection refused"),
+    # a raw '@' in the password, split by the driver elsewhere than by the URL's rule
+    ("postgresql://user:se@cret@127.0.0.1:1/db", "failed to resolve host 'cret@127.0.0.1': Name or service not known",
+     "failed to resolve host '***@127.0.0.1': Name or service not known"),
+    ("postgresql://harness:Hx7%2Fq%3AZr4@h/db", "FATAL: password=Hx7/q:Zr4 for user harness",
+     "FATAL: password=*** for user harness"),
+])
+def test_a_secret_is_masked_where_it_stands_alone_in_a_drivers_message(url, text, expected):
+    assert hide_secrets(text, url) == expected
+
+
+def test_the_next_step_reproduce_prints_hides_the_password(tmp_path):
+    """`reproduce` ends with the report command to run next: its --tracking-uri is shown masked."""
+    url = "postgresql://user:s3cretpw@127.0.0.1:1/nowhere"
+    result = run_cli("reproduce", "params", "--budget", "smoke", "--dry-run", "--tracking-uri", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "s3cretpw" not in result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].endswith("--tracking-uri 'postgresql://user:***@127.0.0.1:1/nowhere'")

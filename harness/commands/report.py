@@ -108,8 +108,9 @@ def main(args) -> int:
                 print("{}")
             return 0
         asked = " ".join(names) if args.claim else "any claim"
+        budget = f" --budget {args.budget}" if args.budget else ""
         raise UsageError(f"no finished runs of {asked} in this MLflow store; run python -m harness reproduce "
-                         f"{names[0] if len(names) == 1 else 'CLAIM'} first")
+                         f"{names[0] if len(names) == 1 else 'CLAIM'}{budget} first")
     for w in written:
         print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "
               f"{w.report.verdict_detail}")

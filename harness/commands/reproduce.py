@@ -24,6 +24,7 @@ import sys
 
 from harness import claims
 from harness.claims import BUDGETS
+from harness.connections import shown
 from harness.errors import UsageError
 from harness.registry import import_plugins
 
@@ -131,8 +132,9 @@ def main(args) -> int:
 
 def next_step(args) -> str:
     """The report command for what this reproduce ran: its claim, its budget (a smaller budget
-    than a committed report's goes to results/BUDGET/, see `report --help`), its store and cells."""
+    than a committed report's goes to results/BUDGET/, see `report --help`), its store (the
+    password shown as ***: the user has it) and cells."""
     words = ["python", "-m", "harness", "report", *(["--claim", args.claim] if args.claim != "all" else []),
-             "--budget", args.budget, *(["--tracking-uri", args.tracking_uri] if args.tracking_uri else []),
+             "--budget", args.budget, *(["--tracking-uri", shown(args.tracking_uri)] if args.tracking_uri else []),
              *(["--variants", args.variants] if args.variants else [])]
     return shlex.join(words)

@@ -40,7 +40,7 @@ class TrackConfig(Options):
     context_points: int = option(1, "with context_probe: k > 1 also probes during training, at steps round(total "
                                  "/ 2^j) for j = k-1 .. 1 (a geometric schedule spanning 2^(k-1) x; those measure the cut "
                                  "context only), each logged as the context_* metrics at its step; the curve CSV "
-                                 "holds every probe with its step", min=1)
+                                 "holds every probe with its step", min=1, max=32)
 
 
 class Outcome(enum.StrEnum):

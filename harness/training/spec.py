@@ -77,6 +77,9 @@ class RunSpec:
             raise ConfigError(f"model.bidirectional=true: task {self.task_name} predicts what comes next in the "
                               "sequence, and a backward direction would read the very token it predicts; "
                               "use model.bidirectional=false")
+        if self.track.context_probe and not hasattr(task_cls, "context_problems"):
+            raise ConfigError(f"track.context_probe=true: task {self.task_name} has no context problems to probe "
+                              "(imdb and imdb_lm have); drop it or pick such a task")
         if self.train.steps == 0 and not task_cls.dataset:
             raise ConfigError(f"train.steps: task {self.task_name} generates its data and trains for train.steps "
                               "steps; give train.steps >= 1 (0, no cap, is for dataset tasks)")
@@ -95,6 +98,9 @@ class RunSpec:
         if self.model.dropout > 0 and self.model.num_layers == 1:
             out.append(f"warning: model.dropout={self.model.dropout:g} has no effect with model.num_layers=1 "
                        "(dropout acts between stacked layers); set model.num_layers >= 2 or model.dropout=0")
+        if self.track.context_points > 1 and not self.track.context_probe:
+            out.append(f"warning: track.context_points={self.track.context_points} has no effect without "
+                       "track.context_probe=true (the probes it schedules are the context probe's)")
         return out
 
     def validate(self, here: bool = True, warn: bool = True) -> "RunSpec":

@@ -34,7 +34,7 @@ class TrainConfig(Options):
     evals_per_doubling: int = option(0, "0: evaluate every train.eval_every steps; k > 0: a geometric schedule, at "
                                      "steps round(eval_every * 2^(j/k)), j = 0, 1, ..., the same whatever "
                                      "train.steps is, so a shorter run's evaluations are a prefix of a longer one's "
-                                     "(needs eval_every > 0)", min=0)
+                                     "(needs eval_every > 0)", min=0, max=64)
     patience: int = option(0, "early stopping after this many evaluations without improvement (0 = off)", min=0)
     stop_when_solved: bool = option(False, "stop at the first evaluation whose validation metrics meet the task's "
                                     "success criterion (train until solved; steps_to_solve is recorded)")
