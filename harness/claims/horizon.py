@@ -49,8 +49,10 @@ BUDGETS = {
                      "train.evals_per_doubling": 2, "task.val_size": 256, "task.test_size": 256,
                      "track.probe_points": 1}, (4, 6, 8), 2, b_max=80, b_max_others=80, chrono_max=10,
                     tune_trials=2, tune_steps=40),
-    # sized for a 2-core CPU in about 2 hours with --jobs 2: B_max = 6,400 steps x 32 = 204,800
-    # sequences, the recipe's 200,000 (measured: 11 ms/step at lag 40, 19 at lag 160, one core)
+    # B_max = 6,400 steps x 32 = 204,800 sequences, the recipe's 200,000. Measured with --jobs 2 on a
+    # 2-core CPU that was also running the test suite: pilots, tuning and the default ladder 76 min,
+    # 5 of the 30 chrono chains in that time; the rest (skip and phased cells: explicit paths, about
+    # 30 ms/step) was estimated at 1 h 40 min more, so about 2.5 h in all on a quiet machine
     "quick": Budget({**RECALL, "model.hidden_size": 32, "train.batch_size": 32, "train.eval_every": 25,
                      "task.val_size": 512, "task.test_size": 512},
                     (5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320, 453), 5, b_max=6400,
