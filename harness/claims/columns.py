@@ -25,6 +25,11 @@ def outcome(runs: pd.DataFrame) -> pd.Series:
     return runs["outcome"].map(str)
 
 
+def run_stage(runs: pd.DataFrame) -> pd.Series:
+    """Each run's `claim_stage` tag ("tuning", "ladder"; "" for a grid run or where no run has it)."""
+    return runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+
+
 def metric(runs: pd.DataFrame, name: str, default: float = float("nan")) -> pd.Series:
     """A metric of every run; `default` where a run (or every run) did not log it."""
     if name not in runs:

@@ -11,7 +11,7 @@ import pandas as pd
 from harness.analysis import stats
 from harness.analysis.budget_curve import budget_grid, curve, power_law
 from harness.claims.base import ClaimReport, interval_match, verdict_of_matches
-from harness.claims.columns import metric, numeric, outcome, param
+from harness.claims.columns import metric, numeric, outcome, param, run_stage
 
 PILOT = "pilot-"
 # Hochreiter & Schmidhuber 1997, experiment 4 (the adding problem; LSTM without a forget gate):
@@ -22,7 +22,7 @@ LSTM_1997 = {100: 74_000, 500: 209_000, 1000: 853_000}
 def frame(runs: pd.DataFrame, claim) -> pd.DataFrame:
     """One row per ladder run (pilots included): cell, initialisation, lag, seed, B_max, solved,
     steps_to_solve, ..."""
-    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    stage = run_stage(runs)
     part = runs[stage == "ladder"]
     label = part["claim_grid"].astype(str)
     out = pd.DataFrame({
@@ -157,7 +157,7 @@ def gradient_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def tuning_table(runs: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """Per (cell, initialisation): the pilot's largest solved lag, the tuning lag and the choice."""
-    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    stage = run_stage(runs)
     part = runs[stage == "tuning"]
     columns = ["variant", "init", "pilot_largest_solved", "tuning_lag", "chosen_lr", "trials", "best_objective"]
     if part.empty:

@@ -10,13 +10,13 @@ import pandas as pd
 from harness.analysis import stats
 from harness.analysis.plotting import band, color, grid_of_axes
 from harness.claims.base import ClaimReport, Verdict, difference_match, interval_match, verdict_of_matches
-from harness.claims.columns import metric, numeric, outcome, param
+from harness.claims.columns import metric, numeric, outcome, param, run_stage
 
 
 def analyse(claim, runs, context):
     """The claim's report from its runs (the neutral run table)."""
     tuning = _tuning(runs)
-    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    stage = run_stage(runs)
     runs = runs[stage != "tuning"]
     frame = pd.DataFrame({"run_id": runs["run_id"], "regime": param(runs, "task.sampling"),
                           "variant": param(runs, "model.variant"), "seed": numeric(runs, "train.seed"),
@@ -83,7 +83,7 @@ def analyse(claim, runs, context):
 
 
 def _tuning(runs) -> pd.DataFrame:
-    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    stage = run_stage(runs)
     part = runs[stage == "tuning"]
     if part.empty:
         return pd.DataFrame(columns=["regime", "variant", "chosen_lr", "trials", "best_objective"])

@@ -6,12 +6,12 @@ import pandas as pd
 from harness.analysis import stats
 from harness.analysis.plotting import color, plt
 from harness.claims.base import ClaimReport, Verdict
-from harness.claims.columns import metric, numeric, param, task_of
+from harness.claims.columns import metric, numeric, param, task_of, run_stage
 
 
 def analyse(claim, runs, context):
     """The claim's report from its runs (the neutral run table)."""
-    stage = runs["claim_stage"] if "claim_stage" in runs else pd.Series("", index=runs.index)
+    stage = run_stage(runs)
     tuning, runs = runs[stage == "tuning"], runs[stage != "tuning"]
     frame = pd.DataFrame({
         "variant": param(runs, "model.variant"), "length": numeric(runs, "task.length").astype(int),
