@@ -1,7 +1,7 @@
 """PostgreSQL connections of sweep workers, counted while they run: the server's client
 connections (pg_stat_activity) and each process's own TCP connections to it (`Census`, also
 used by tests/test_sweep.py). A worker process keeps one connection for Optuna and opens
-MLflow's per call: at most three at once, two of them only while MLflow writes a batch.
+MLflow's per call (one, shared by the sessions a call nests): at most two at once.
 
 The slow test: 12 worker processes (3 sweep commands, as on 3 machines, with --workers 4 each)
 complete a study on one server started with max_connections=30, its Optuna study and its
@@ -86,7 +86,7 @@ class Census(threading.Thread):
         return sorted(self.peak[pid] for pid in self.workers)
 
 
-WORKER_MOST = 3  # Optuna's one, MLflow's two while its log_batch nests a second session
+WORKER_MOST = 2  # Optuna's one and MLflow's one (harness.tracking.pool: nested sessions share it)
 
 
 @pytest.mark.slow
@@ -117,3 +117,45 @@ def test_twelve_workers_complete_a_study_on_a_server_with_30_connections(small_p
     assert len(census.workers) == 12
     assert census.peak_total < MAX_CONNECTIONS
     assert max(worker_peaks) <= WORKER_MOST, worker_peaks
+
+
+def test_mlflow_holds_one_connection_per_call_even_while_log_batch_nests_sessions(postgres):
+    """MLflow's log_batch opens a session and, inside it, one for each of params, metrics and
+    tags: on harness.tracking.pool's engine they share one connection, closed after the call.
+    Counted by the pool's own connect/close events, so the count does not depend on timing.
+    A batch that repeats a stored metric (MLflow's rollback path) keeps its new param."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy import event
+
+    from harness.tracking.writer import client_for
+
+    uri = f"{postgres}/mlflow"
+    client = client_for(uri)
+    engine = SqlAlchemyStore._engine_map[uri]
+    open_now, peak = [0], [0]
+
+    def opened(*_):
+        open_now[0] += 1
+        peak[0] = max(peak[0], open_now[0])
+
+    def closed(*_):
+        open_now[0] -= 1
+
+    event.listen(engine, "connect", opened)
+    event.listen(engine, "close", closed)
+    try:
+        run = client.create_run(client.create_experiment("one-connection")).info.run_id
+        peak[0] = open_now[0]
+        client.log_batch(run, metrics=[Metric("loss", 1.5, 1000, 1)], params=[Param("a", "1")],
+                         tags=[RunTag("t", "x")])
+        assert peak[0] == 1 and open_now[0] == 0, (peak, open_now)
+        client.log_batch(run, metrics=[Metric("loss", 1.5, 1000, 1), Metric("loss", 1.0, 1001, 2)],
+                         params=[Param("b", "2")])
+        assert peak[0] == 1 and open_now[0] == 0, (peak, open_now)
+    finally:
+        event.remove(engine, "connect", opened)
+        event.remove(engine, "close", closed)
+    data = client.get_run(run).data
+    assert data.params == {"a": "1", "b": "2"} and data.tags["t"] == "x"
+    assert [(m.step, m.value) for m in client.get_metric_history(run, "loss")] == [(1, 1.5), (2, 1.0)]

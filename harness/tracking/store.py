@@ -253,15 +253,3 @@ def _http_cause(err: BaseException) -> str:
         if hint in text:
             return {"Max retries exceeded": "connection failed"}.get(hint, hint)
     return text[:200] or type(err).__name__
-
-
-def connect_per_call(uri: str) -> None:
-    """Make MLflow's PostgreSQL store on `uri` open a connection per call and close it after
-    (MLFLOW_SQLALCHEMYSTORE_POOLCLASS=NullPool, unless already set): between calls a process
-    holds none, during one it holds one, two while log_batch runs (MLflow's store nests a
-    second session there). MLflow's default pool keeps up to 5 + 10 per process, and it cannot
-    be capped at one: MLflow drops a MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW of 0 (it passes the
-    value only when truthy), and a pool of one would wait forever on that nested session.
-    Call it before the store is first opened in this process (MLflow keeps one engine per URI)."""
-    if scheme(uri) == "postgresql":
-        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")

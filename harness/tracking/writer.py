@@ -18,7 +18,8 @@ from typing import Any
 from harness.config import ConfigError
 from harness.dblock import opening_lock
 from harness.tracking.base import Outcome, Tracker, _text
-from harness.tracking.store import (SQL, StoreError, connect_per_call, local_dir, resolve_uri, scheme, shown,
+from harness.tracking.pool import connect_per_call
+from harness.tracking.store import (SQL, StoreError, local_dir, resolve_uri, scheme, shown,
                                     sqlite_path, unwritable)
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
@@ -182,7 +183,7 @@ _OPENED: set[str] = set()  # stores this process has opened (their tables exist)
 def client_for(uri: str):
     """An MlflowClient on `uri`, its store opened (tables created or upgraded) under
     harness.dblock.opening_lock the first time in this process: processes opening a new store
-    at once would collide. On PostgreSQL it connects per call (store.connect_per_call)."""
+    at once would collide. On PostgreSQL it connects per call (harness.tracking.pool)."""
     from mlflow import MlflowClient
 
     first = uri not in _OPENED and scheme(uri) in ("sqlite", "postgresql")
