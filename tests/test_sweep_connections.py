@@ -130,7 +130,13 @@ def test_mlflow_holds_one_connection_per_call_even_while_log_batch_nests_session
 
     from harness.tracking.writer import client_for
 
-    uri = f"{postgres}/mlflow"
+    import psycopg
+
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE mlflow_one_connection")
+    # a database of its own: MLflow keeps one engine per URI and process, and another test of
+    # this process may have opened the shared one on MLflow's own engine before
+    uri = f"{postgres}/mlflow_one_connection"
     client = client_for(uri)
     engine = SqlAlchemyStore._engine_map[uri]
     open_now, peak = [0], [0]
