@@ -135,6 +135,21 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
     assert result.metrics == reference.metrics
 
 
+def test_an_interrupt_while_the_run_is_recorded_kills_it_after_one_step_never_crashes_it(tmp_path):
+    """SIGINT after the run exists but before its first step (here in on_start, where a sweep
+    records the trial's run id; a two-worker sweep's Ctrl-C landed there and left its run FAILED):
+    the run stops after one step, KILLED with its checkpoint, and nothing is raised."""
+    spec = tiny_spec("lstm", steps=40, track={"checkpoint_dir": str(tmp_path)}, train={"eval_every": 10})
+    tracker = MemoryTracker()
+    try:
+        result = train(spec, tracker, progress=False, on_start=lambda run_id: os.kill(os.getpid(), signal.SIGINT))
+    except KeyboardInterrupt:
+        pytest.fail(f"the interrupt escaped train(); the run ended {tracker.status}")
+    assert result.outcome is Outcome.KILLED and tracker.status == "KILLED" and result.steps == 1
+    assert result.reason == f"SIGINT at step 1; resume with --resume {tracker.run_id}"
+    assert load(tmp_path / tracker.run_id / "last.pt")["step"] == 1
+
+
 @pytest.mark.parametrize("keep, left", [("resumable", False), ("always", True), ("never", False)])
 def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep, left):
     spec = tiny_spec("lstm", steps=12, track={"checkpoint_dir": str(tmp_path), "keep_checkpoint": keep})

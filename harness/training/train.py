@@ -324,11 +324,13 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
     outcome, reason, metrics = Outcome.FINISHED, "", {}
     try:  # from here on the run exists: whatever fails ends it as crashed, never left RUNNING
-        if on_start is not None:
-            on_start(run_id)
-        if resume is None:
-            artifacts.log_start(tracker, spec, trainer.model)
+        # signals become a flag from the run's start: Ctrl-C while the run is recorded (on_start,
+        # log_start) stops it after its first step, KILLED with a checkpoint, never a crash
         with interruptible() as flag:
+            if on_start is not None:
+                on_start(run_id)
+            if resume is None:
+                artifacts.log_start(tracker, spec, trainer.model)
             stopped = trainer.loop(flag, ckpt_path)
         if stopped.interrupted:
             trainer.save(ckpt_path)
