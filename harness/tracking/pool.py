@@ -48,7 +48,9 @@ def connect_per_call(uri: str) -> None:
     connect timeout (harness.connections.timeout_seconds), before MLflow first opens that store
     in this process (MLflow keeps one engine per URI, SqlAlchemyStore._engine_map; one already
     there is left as it is). Other schemes are left to MLflow."""
-    if uri.split(":", 1)[0].split("+", 1)[0] != "postgresql":
+    from harness.tracking.store import scheme
+
+    if scheme(uri) != "postgresql":
         return
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import create_engine
