@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.analysis.budget_curve import (DELTA, at_budget, budget_grid, censoring_bound, classify, curve,
-                                           power_law)
+                                           growth, power_law, spread)
 
 LAGS = (5, 7, 10, 14, 20, 28, 40, 57, 80, 113, 160, 226, 320, 453, 640)
 B_MAX = 6400
@@ -104,3 +104,19 @@ def test_an_interval_is_never_narrower_than_the_ladder_gap():
     chains = {seed: ladder(lambda lag: 100 if lag <= 40 else 10 ** 9) for seed in range(5)}
     horizons, _ = curve(chains, budget_grid(B_MAX))
     assert all(40 < h.lag < 57 and h.low == 40 and h.high == 57 for h in horizons)
+
+
+def test_a_hump_has_a_flat_slope_but_is_no_wall():
+    """Up 14x and back down: the least-squares slope is about 0 with a tight interval, yet the
+    points stray far from the line; only a curve within one ladder step (√2) of its line is a wall."""
+    x = [400, 800, 1600, 3200, 6400]
+    hump, flat = [26, 203, 362, 161, 26], [7.3, 8, 8.9, 8, 8]
+    assert spread(x, [3 * v ** 0.5 for v in x]) == pytest.approx(0, abs=1e-9)  # a power law lies on its line
+    assert math.exp(spread(x, hump)) == pytest.approx(3.9, abs=0.05)
+    near = [[v * f for v in hump] for f in (0.97, 1.0, 1.03)]  # replicates: the slope's interval is tight
+    found = growth(x, hump, near, [""] * 5, 5)
+    assert -DELTA <= found.low <= found.high <= DELTA and found.kind == "undetermined"
+    flat_draws = [flat, flat[::-1], [7.6, 8.2, 8.5, 7.9, 8.1]]  # slopes on either side of 0
+    assert growth(x, flat, flat_draws, [""] * 5, 5).kind == "wall"
+    assert classify(0.0, -0.05, 0.05, "", spread=math.log(2)) == "undetermined"
+    assert classify(0.0, -0.05, 0.05, "", spread=0.3) == "wall"

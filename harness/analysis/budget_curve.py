@@ -16,7 +16,8 @@ Hesterberg 2015. An L50 interval is never narrower than the ladder gap around L5
 its bound; when the censoring lies only on the growing side (">=" at the largest budgets, "<"
 at the smallest) the fitted slope is a lower bound on the true one, which can still show
 growth but never a wall. Rule (δ = DELTA):
-- **wall**: the interval lies within [-δ, δ];
+- **wall**: the interval lies within [-δ, δ], and no point lies more than one ladder step (a
+  factor √2) from the fitted line: a hump or a dip has a flat slope but is no wall;
 - **grows**: the interval's lower end is above 0 (L50 ∝ B^α, α = the slope);
 - **undetermined**: anything else (too wide an interval, or censoring that hides the answer).
 """
@@ -31,8 +32,10 @@ import numpy as np
 from harness.analysis.horizon_fit import Horizon, crossing, expanded_tail
 
 # A wall: across a 16x span of budgets the horizon moves by less than one step of the sqrt(2)
-# lag ladder, i.e. |slope| <= log(sqrt 2) / log(16) = 0.125.
-DELTA = math.log(2 ** 0.5) / math.log(16)
+# lag ladder, i.e. |slope| <= log(sqrt 2) / log(16) = 0.125, and no budget's horizon strays
+# from the fitted line by more than that one step.
+STEP = math.log(2 ** 0.5)
+DELTA = STEP / math.log(16)
 
 Chain = Sequence[tuple[float, float]]  # one seed's ladder at B_max: (lag, steps_to_solve; nan = unsolved)
 
@@ -66,6 +69,7 @@ class Growth:
     kind: str  # "wall", "grows" or "undetermined"
     bound: str  # ">=" when censoring makes the slope a lower bound, else ""
     budgets: int  # budgets in the fit
+    spread: float = 0.0  # the largest |log residual| of a point from the fitted line
 
     def text(self) -> str:
         if not math.isfinite(self.slope):
@@ -78,6 +82,14 @@ def slope(budgets: Sequence[float], horizons: Sequence[float]) -> float:
     x, y = np.log(np.asarray(budgets, float)), np.log(np.asarray(horizons, float))
     x = x - x.mean()
     return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+def spread(x: Sequence[float], y: Sequence[float]) -> float:
+    """The largest distance (in natural-log units) of a point's log y from the least-squares
+    line of log y on log x: 0 for an exact power law; log 2 when a point is 2x off the line."""
+    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    fitted = ly.mean() + slope(x, y) * (lx - lx.mean())
+    return float(np.abs(ly - fitted).max())
 
 
 def censoring_bound(censored: Sequence[str]) -> str | None:
@@ -96,13 +108,14 @@ def censoring_bound(censored: Sequence[str]) -> str | None:
     return ">="
 
 
-def classify(value: float, low: float, high: float, bound: str | None, delta: float = DELTA) -> str:
-    """The rule of the module docstring."""
+def classify(value: float, low: float, high: float, bound: str | None, delta: float = DELTA,
+             spread: float = 0.0) -> str:
+    """The rule of the module docstring (spread: the points' largest log distance from the fit)."""
     if bound is None or not all(map(math.isfinite, (value, low, high))):
         return "undetermined"
     if low > 0:
         return "grows"
-    if bound == "" and -delta <= low and high <= delta:
+    if bound == "" and -delta <= low and high <= delta and spread <= STEP:
         return "wall"
     return "undetermined"
 
@@ -164,7 +177,9 @@ def growth(x: Sequence[float], point: Sequence[float], draws, censored: Sequence
     s_low, s_high = np.percentile(slopes, [100 * tail, 100 * (1 - tail)])
     s_low, s_high = float(min(s_low, value)), float(max(s_high, value))
     bound = censoring_bound(censored)
-    return Growth(value, s_low, s_high, classify(value, s_low, s_high, bound, delta), bound or "", len(x))
+    stray = spread(x, point)
+    return Growth(value, s_low, s_high, classify(value, s_low, s_high, bound, delta, stray), bound or "", len(x),
+                  stray)
 
 
 def seed_growth(x: Sequence[float], per_seed: dict[int, Sequence[float]], censored: Sequence[str], *,

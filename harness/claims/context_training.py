@@ -3,7 +3,8 @@ seed) probes its effective context at a geometric schedule of training tokens
 (track.context_points: total/16 ... the end), so one run gives effective context and perplexity
 against tokens; per cell the curve is classified as the horizon claim classifies its budget
 curve (harness/analysis/budget_curve.py: the log-log slope with a bootstrap over seeds):
-**grows** with training, **levels off** (the slope's interval within ±0.125), or undetermined."""
+**grows** with training, **levels off** (the slope's interval within ±0.125 and every probe
+within a factor √2 of the fitted line), or undetermined (a hump is named as one)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from harness.analysis.budget_curve import seed_growth
+from harness.analysis.budget_curve import STEP, seed_growth
 from harness.analysis.plotting import color, plt
 from harness.claims.columns import numeric
 
@@ -74,6 +75,8 @@ def over_training(points: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFra
             kind = KINDS[growth.kind]
             text = f"{kind}: slope {growth.bound + ' ' if growth.bound else ''}{growth.slope:.2f} " \
                    f"[{growth.low:.2f}, {growth.high:.2f}] over {tokens[-1] / tokens[0]:.0f}x tokens"
+            if growth.kind == "undetermined" and growth.spread > STEP:
+                text += f"; no single trend: a probe lies {math.exp(growth.spread):.1f}x from the fitted line"
             growth_rows.append({"variant": cell, "slope": growth.slope, "slope_low": growth.low,
                                 "slope_high": growth.high, "kind": kind, "bound": growth.bound, "growth_text": text,
                                 "points": count, "first_tokens": tokens[0], "last_tokens": tokens[-1]})
@@ -95,8 +98,9 @@ def convergence(table: pd.DataFrame) -> dict[str, str]:
             continue
         before, last = part["perplexity"].iloc[-2], part["perplexity"].iloc[-1]
         ratio = part["training_tokens"].iloc[-1] / part["training_tokens"].iloc[-2]
-        out[cell] = (f"perplexity {last:.0f} at the last probe, {100 * (before - last) / before:.1f}% below the "
-                     f"probe before it ({ratio:.1f}x fewer tokens)")
+        fall = 100 * (before - last) / before
+        out[cell] = (f"perplexity {last:.0f} at the last probe, {abs(fall):.1f}% {'below' if fall >= 0 else 'above'} "
+                     f"the probe before it ({ratio:.1f}x fewer tokens)")
     return out
 
 
