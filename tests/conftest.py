@@ -1,4 +1,8 @@
-"""Fixtures that start real servers: a PostgreSQL cluster of the test's own on 127.0.0.1."""
+"""Fixtures that start real servers (a PostgreSQL cluster of the test's own on 127.0.0.1), and
+the suite's split over CPU cores: pytest-xdist runs one worker per usable core (`-n logical
+--dist loadfile` in pyproject.toml; a file's tests stay on one worker so that its module
+fixtures are made once), each worker with cores // workers torch threads so that the workers
+do not oversubscribe the cores between them."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +14,27 @@ import subprocess
 import tempfile
 
 import pytest
+import torch
 from helpers import free_port
+
+from harness.training.threads import usable_cores
+
+MAX_WORKERS = 8  # each worker holds torch, MLflow and its own servers: ~0.5 GB before any test
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n logical` / `-n auto`: one worker per core this process may run on (its CPU affinity,
+    which psutil's count ignores), at most MAX_WORKERS; PYTEST_XDIST_AUTO_NUM_WORKERS overrides."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    return max(1, min(usable_cores(), MAX_WORKERS))
+
+
+def pytest_configure(config) -> None:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # in a worker: its share of the cores (training code takes at most this many)
+        torch.set_num_threads(max(1, usable_cores() // workers))
 
 
 def _pg_bindir() -> str | None:

@@ -172,7 +172,9 @@ def smoke_results(tmp_path_factory):
     env = {"HARNESS_DATA_DIR": data, "XDG_CACHE_HOME": str(work / "cache")}
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rnn-harness"
     if cache.exists():  # reuse the encoded IMDB cache of earlier tests instead of re-encoding
-        shutil.copytree(cache, work / "cache" / "rnn-harness", dirs_exist_ok=True)
+        # Files are renamed into place when complete: the half-written ones (dot-named) stay behind.
+        shutil.copytree(cache, work / "cache" / "rnn-harness", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".*"))
     first = run_cli("reproduce", "all", "--budget", "smoke", cwd=work, env=env, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     again = run_cli("reproduce", "all", "--budget", "smoke", cwd=work, env=env, timeout=300)

@@ -64,7 +64,8 @@ def main(args) -> int:
     python = [sys.executable]
     rows = []
     if (root / "tests").is_dir():
-        tests = [*python, "-m", "pytest", "-q", "-m", "gpu", "tests", "--deselect", "tests/test_doctor.py"]  # not itself
+        # In one process (-n 0): the CUDA tests share one device, and the suite's workers would too.
+        tests = [*python, "-m", "pytest", "-q", "-n", "0", "-m", "gpu", "tests", "--deselect", "tests/test_doctor.py"]
         rows.append(step("cuda tests", tests, out / f"doctor-{slug}-tests.log", root))
     else:
         rows.append({"step": "cuda tests", "outcome": "skipped", "seconds": 0.0,
