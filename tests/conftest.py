@@ -31,6 +31,22 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(usable_cores(), MAX_WORKERS))
 
 
+# Seconds each of the slowest files took (all its tests, fixtures included) in a 2-worker run
+# on the 2-core CPU (1,088 tests, 2026-12-07). Files are sent to the workers longest first
+# (`--no-loadscope-reorder` keeps this order; xdist's own sorts files by test count and sent
+# these few-test, long files last, where one worker ran them alone for minutes). Order only:
+# a stale or missing entry never changes an outcome.
+SECONDS = {"test_sweep.py": 210, "test_claims.py": 148, "test_reproduce.py": 122, "test_sweep_resume.py": 119,
+           "test_report_audit.py": 113, "test_faults.py": 103, "test_shared_plan.py": 91, "test_cli.py": 71,
+           "test_runs_compare.py": 66, "test_cli_surface.py": 52, "test_option_effects.py": 48,
+           "test_committed_results.py": 36, "test_tracking.py": 30, "test_bench.py": 30, "test_secrets.py": 29,
+           "test_report_budgets.py": 26, "test_variant_contract.py": 20, "test_imdb.py": 16, "test_train.py": 15}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: -SECONDS.get(item.path.name, 0))  # stable: a file's tests keep their order
+
+
 def pytest_configure(config) -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # in a worker: its share of the cores (training code takes at most this many)
