@@ -11,6 +11,7 @@ from mlflow.exceptions import MlflowException
 from harness.training.train import train
 from harness.tracking import (MemoryTracker, MLflowTracker, Outcome, StoreError, Tracker, neutral_table,
                               open_runs, open_tracker)
+from harness.tracking.base import RunRecord
 from harness.tracking.writer import KIND, LIMITS
 
 
@@ -207,3 +208,18 @@ def test_processes_opening_a_new_store_at_once_do_not_collide(kind, tmp_path, re
     assert names == ["Default"], "one store, created once"
 
 
+
+
+def test_a_resumed_runs_seconds_leave_out_the_pause_when_it_logged_its_running_time():
+    """A run killed at 02:19 and resumed at 02:44 spans 40 min from start to end; one that probed
+    its context logged how long it ran (probe seconds and their share of the run)."""
+    import datetime
+
+    start = datetime.datetime(2026, 12, 7, 2, 5, tzinfo=datetime.timezone.utc)
+    end = start + datetime.timedelta(minutes=40)
+    probed = RunRecord("a", Outcome.FINISHED, start, end, {}, {"context_probe_seconds": 30.0,
+                                                                "context_probe_share": 0.04}, {})
+    plain = RunRecord("b", Outcome.FINISHED, start, end, {}, {"test_accuracy": 0.9}, {})
+    table = neutral_table([probed, plain]).set_index("run_id")
+    assert table.loc["a", "seconds"] == pytest.approx(750.0)  # 30 s / 0.04: 12.5 min of running
+    assert table.loc["b", "seconds"] == 2400.0  # nothing logged: start to end
