@@ -166,3 +166,19 @@ def test_probes_are_matched_by_step_and_an_early_stopped_run_gives_its_end_point
     assert list(table["training_tokens"] / 2240) == [100, 200, 400, (650 + 1600) / 2]
     assert list(table["end"]) == [False, False, False, True]
     assert table["effective_context"].iloc[2] == pytest.approx(400)  # both seeds at step 400, not 400 and 800
+
+
+def test_an_effective_context_interval_is_never_narrower_than_the_grid_step_below_it():
+    """Three seeds all at d = 8 on the sqrt(2) grid (..., 6, 8, 11, ...) mean "between 6 and 8",
+    not "exactly 8": the interval reaches the grid point below; a censored d (the whole window)
+    has none below it; a wide interval over seeds is kept."""
+    import pandas as pd
+
+    from harness.claims.context_report import on_grid
+
+    assert on_grid(pd.Series([8.0, 8.0, 8.0]), 512) == pytest.approx((8.0, 6.0, 8.0))
+    mean, low, high = on_grid(pd.Series([512.0, 512.0]), 512, pd.Series([True, True]))
+    assert (mean, low, high) == pytest.approx((512.0, 512.0, 512.0))
+    mean, low, high = on_grid(pd.Series([4.0, 64.0, 8.0]), 512)
+    assert low < 3 and high > 64  # the seeds' own spread is wider than the grid step: unchanged
+    assert on_grid(pd.Series([1.0, 1.0]), 512) == pytest.approx((1.0, 1.0, 1.0))  # nothing below 1

@@ -68,7 +68,9 @@ class Context(Claim):
         "tokens farther than d are shuffled or replaced by words drawn from the training unigram "
         "distribution; d on a sqrt(2) grid. **Effective context** = the smallest d whose drop-loss is within "
         "1% of the full-window loss (the order context: the same for shuffle); per cell the geometric mean "
-        "over seeds with a 95% t-interval of log d. **Classifiers**: the Keras IMDB recipe (as claim `imdb`: "
+        "over seeds with a 95% t-interval of log d, widened to the grid: a run's d says only that its "
+        "effective context lies between the grid point below d and d, so the interval reaches at least "
+        "from the geometric mean of those points below to that of the d. **Classifiers**: the Keras IMDB recipe (as claim `imdb`: "
         "500 words, embedding 32, state 32, padding read as words), the same ablation on 1,000 test "
         "reviews: accuracy and loss when only the last d words are kept or the words beyond d are replaced. "
         "**Verdict** at the end of training (the last point; how far it is from convergence is stated beside "
@@ -96,7 +98,8 @@ class Context(Claim):
         from harness.claims import context_training as training
 
         table = report.effective_table(frame, self.cells, curves)
-        over, growth = training.over_training(training.points(frame, runs, context), self.cells)
+        window = curves.loc[(curves["mode"] == "full") & (curves["grid"] == "lm"), "distance"].max()
+        over, growth = training.over_training(training.points(frame, runs, context), self.cells, float(window))
         distance = training.convergence(over) if len(over) else {}
         if len(growth):
             table = table.merge(growth[["variant", "growth_text"]], on="variant", how="left")

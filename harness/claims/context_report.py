@@ -51,6 +51,24 @@ def geometric(values: pd.Series) -> tuple[float, float, float]:
     return math.exp(mean), math.exp(low), math.exp(high)
 
 
+def on_grid(values: pd.Series, window: float, censored: pd.Series | None = None) -> tuple[float, float, float]:
+    """geometric(), its interval widened to the probe's distance grid. A run's effective context
+    d is the smallest grid distance within 1% of the full-window loss, so its true value lies in
+    (d', d], d' the grid point below d (harness/training/context.py: distances): the interval
+    reaches down to the geometric mean of the d' and up to that of the d, however alike the seeds.
+    A censored value (d = the window W: at least W) has no point below it."""
+    mean, low, high = geometric(values)
+    if not math.isfinite(mean) or not math.isfinite(window):
+        return mean, low, high
+    from harness.training.context import distances
+
+    grid = distances(int(window))
+    flags = (censored if censored is not None else pd.Series(False, index=values.index)).reindex(values.index)
+    kept = [(float(d), bool(c)) for d, c in zip(values, flags.fillna(False)) if d == d and d > 0]
+    below = [d if c else max((g for g in grid if g < d), default=d) for d, c in kept]
+    return mean, min(low, math.exp(np.mean(np.log(below)))), max(high, mean)
+
+
 def _text(mean: float, low: float, high: float, censored: int, n: int) -> str:
     if not math.isfinite(mean):
         return "n/a"
@@ -66,10 +84,11 @@ def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.Data
         clf = frame[(frame.grid == "classifier") & (frame.variant == cell)]
         if lm.empty:
             continue
-        m, lo, hi = geometric(lm["effective"])
+        window, clf_window = float(full.get("lm", math.nan)), float(full.get("classifier", math.nan))
+        m, lo, hi = on_grid(lm["effective"], window, lm["censored"] > 0.5)
         censored = int(lm["censored"].sum())
-        om, olo, ohi = geometric(lm["order"])
-        cm, clo, chi = geometric(clf["effective"]) if len(clf) else (math.nan,) * 3
+        om, olo, ohi = on_grid(lm["order"], window)
+        cm, clo, chi = on_grid(clf["effective"], clf_window, clf["censored"] > 0.5) if len(clf) else (math.nan,) * 3
         rows.append({"variant": cell, "lm_effective": m, "lm_low": lo, "lm_high": hi,
                      "lm_censored": censored == len(lm), "lm_text": _text(m, lo, hi, censored, len(lm)),
                      "order_context": om, "order_text": _text(om, olo, ohi, 0, len(lm)),

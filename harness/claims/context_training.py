@@ -40,13 +40,15 @@ def points(frame: pd.DataFrame, runs: pd.DataFrame, context) -> pd.DataFrame:
     return merged[columns].sort_values(["variant", "seed", "step"]).reset_index(drop=True)
 
 
-def over_training(points: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFrame]:
+def over_training(points: pd.DataFrame, cells, window: float = math.nan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per (cell, probe): tokens, effective context over seeds with its interval,
     perplexity; one row per cell: the curve's slope and class). Probes are matched by step: the
     probes during training at the steps every seed reached (the schedule is the same in every
     run; one stopped early by the plateau rule reached fewer), then each run's end-of-training
-    probe (the best-validation weights the verdict reads; its tokens: the median over seeds)."""
-    from harness.claims.context_report import geometric
+    probe (the best-validation weights the verdict reads; its tokens: the median over seeds).
+    window: the language models' context window, whose distance grid widens the intervals
+    (context_report.on_grid)."""
+    from harness.claims.context_report import geometric, on_grid
 
     rows, growth_rows = [], []
     for cell in cells:
@@ -66,7 +68,8 @@ def over_training(points: pd.DataFrame, cells) -> tuple[pd.DataFrame, pd.DataFra
         tokens = [float(np.median([tokens_of[s][k] for s in seeds])) for k in range(count)]
         censored = [">=" if any(cens[s][k] for s in seeds) else "" for k in range(count)]
         for k in range(count):
-            mean, low, high = geometric(pd.Series([effective[s][k] for s in seeds]))
+            mean, low, high = on_grid(pd.Series([effective[s][k] for s in seeds]), window,
+                                      pd.Series([bool(cens[s][k]) for s in seeds]))
             rows.append({"variant": cell, "probe": k + 1, "end": k == count - 1, "training_tokens": tokens[k],
                          "effective_context": mean, "ci_low": low, "ci_high": high, "censored": censored[k],
                          "perplexity": geometric(pd.Series([ppl_of[s][k] for s in seeds]))[0], "seeds": len(seeds)})
