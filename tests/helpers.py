@@ -39,6 +39,16 @@ def tiny_spec(variant="lstm", task="recall", *, steps=6, hidden=8, task_options=
     return build_spec(values)
 
 
+def imdb_dir() -> str | None:
+    """A folder holding the IMDB archive ($HARNESS_DATA_DIR, else the offline copy beside the
+    checkout), or None when this machine has none."""
+    for candidate in (os.environ.get("HARNESS_DATA_DIR"), ROOT.parent / "shared" / "data" / "imdb",
+                      "/work/shared/data/imdb"):
+        if candidate and any(Path(candidate).glob("aclImdb_v1*.tar.gz")):
+            return str(candidate)
+    return None
+
+
 def run_cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import ROOT, run_cli
+from helpers import imdb_dir, run_cli
 
 import tasks
 from harness import claims
@@ -20,12 +20,6 @@ from harness.training.spec import machine_name
 from harness.tracking import Outcome, RunRecord, neutral_table
 
 
-def _imdb_dir() -> str | None:
-    for candidate in (os.environ.get("HARNESS_DATA_DIR"), ROOT.parent / "shared" / "data" / "imdb",
-                      "/work/shared/data/imdb"):
-        if candidate and any(Path(candidate).glob("aclImdb_v1*.tar.gz")):
-            return str(candidate)
-    return None
 
 
 @pytest.mark.parametrize("name", claims.available())
@@ -165,7 +159,7 @@ def test_a_horizon_beyond_the_ladder_is_a_bound():
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory):
     """`reproduce all --budget smoke` then `report`, once, on a fresh MLflow SQLite store."""
-    data = _imdb_dir()
+    data = imdb_dir()
     if data is None:
         pytest.skip("the IMDB archive is not available (set HARNESS_DATA_DIR); reproduce all needs it")
     work = tmp_path_factory.mktemp("claims")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import tasks
-from helpers import ROOT, run_cli
-from test_claims import _imdb_dir
+from helpers import ROOT, imdb_dir, run_cli
 from test_report_audit import files
 
 import harness.claims as claims
@@ -24,7 +23,7 @@ def test_report_from_results_rewrites_the_committed_folder_byte_for_byte(claim, 
         pytest.skip(f"results/{claim} has no runs.csv (reported before reports kept their runs)")
     names = pd.read_csv(folder / "runs.csv").get("params.task.name", pd.Series(dtype=str)).dropna().unique()
     from_data = [name for name in names if getattr(tasks.get(name), "baseline_from_data", False)]
-    data = _imdb_dir()
+    data = imdb_dir()
     if from_data and data is None:
         pytest.skip(f"results/{claim}: the {from_data[0]} baseline needs the IMDB archive (set HARNESS_DATA_DIR)")
     result = run_cli("report", "--from-results", ROOT / "results", "--claim", claim, "--out", tmp_path, cwd=tmp_path,

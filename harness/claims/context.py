@@ -98,8 +98,8 @@ class Context(Claim):
         from harness.claims import context_training as training
 
         table = report.effective_table(frame, self.cells, curves)
-        window = curves.loc[(curves["mode"] == "full") & (curves["grid"] == "lm"), "distance"].max()
-        over, growth = training.over_training(training.points(frame, runs, context), self.cells, float(window))
+        over, growth = training.over_training(training.points(frame, runs, context), self.cells,
+                                              report.window(curves, "lm"))
         distance = training.convergence(over) if len(over) else {}
         if len(growth):
             table = table.merge(growth[["variant", "growth_text"]], on="variant", how="left")

@@ -76,18 +76,22 @@ def _text(mean: float, low: float, high: float, censored: int, n: int) -> str:
     return head if low == high else f"{head} [{low:.0f}, {high:.0f}]"
 
 
+def window(curves: pd.DataFrame, grid: str) -> float:
+    """The context window the runs of `grid` read (their full-context distance); nan without curves."""
+    return float(curves.loc[(curves["mode"] == "full") & (curves["grid"] == grid), "distance"].max())
+
+
 def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.DataFrame:
-    full = curves[curves["mode"] == "full"].groupby("grid")["distance"].max()  # the window each grid read
+    lm_window, clf_window = window(curves, "lm"), window(curves, "classifier")
     rows = []
     for cell in cells:
         lm = frame[(frame.grid == "lm") & (frame.variant == cell)]
         clf = frame[(frame.grid == "classifier") & (frame.variant == cell)]
         if lm.empty:
             continue
-        window, clf_window = float(full.get("lm", math.nan)), float(full.get("classifier", math.nan))
-        m, lo, hi = on_grid(lm["effective"], window, lm["censored"] > 0.5)
+        m, lo, hi = on_grid(lm["effective"], lm_window, lm["censored"] > 0.5)
         censored = int(lm["censored"].sum())
-        om, olo, ohi = on_grid(lm["order"], window)
+        om, olo, ohi = on_grid(lm["order"], lm_window)
         cm, clo, chi = on_grid(clf["effective"], clf_window, clf["censored"] > 0.5) if len(clf) else (math.nan,) * 3
         rows.append({"variant": cell, "lm_effective": m, "lm_low": lo, "lm_high": hi,
                      "lm_censored": censored == len(lm), "lm_text": _text(m, lo, hi, censored, len(lm)),
@@ -95,8 +99,7 @@ def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.Data
                      "content_context": geometric(lm["content"])[0], "seeds": len(lm),
                      "classifier_effective": cm, "classifier_text": _text(cm, clo, chi, int(clf["censored"].sum()),
                                                                           len(clf)),
-                     "lm_window": float(full.get("lm", math.nan)),
-                     "classifier_window": float(full.get("classifier", math.nan))})
+                     "lm_window": lm_window, "classifier_window": clf_window})
     return pd.DataFrame(rows)
 
 
