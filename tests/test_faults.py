@@ -15,6 +15,8 @@ import pytest
 import torch
 from helpers import run_cli
 
+from harness.tracking import Outcome
+
 TINY = ["--set", "model.hidden_size=8", "--set", "task.length=5", "--set", "train.batch_size=16",
         "--set", "task.val_size=256", "--set", "task.test_size=256", "--set", "track.probe_points=2"]
 STEPS, EVAL, LOG = 200, 20, 10  # a checkpoint at every evaluation
@@ -107,6 +109,33 @@ def test_a_resumed_run_does_not_log_again_what_the_store_holds(tmp_path):
     history = MlflowClient(uri).get_metric_history(run_id, "loss")
     assert sorted(m.step for m in history) == list(range(1, 9))
     assert len(MlflowClient(uri).get_metric_history(run_id, "other")) == 5
+
+
+def test_a_resumed_run_keeps_no_stale_stop_reason_and_remembers_each_stop(tmp_path):
+    """Before: a run stopped with SIGINT and resumed to its end still said 'SIGINT at step 40;
+    resume with --resume ...' on a FINISHED run. The reason now moves to `resumed_after`."""
+    from mlflow import MlflowClient
+
+    from harness.tracking import open_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = open_tracker(uri, "resume")
+    run_id = first.start(run_name="r", tags={})
+    first.set_tags({"stop_reason": f"SIGINT at step 40; resume with --resume {run_id}"})
+    first.end(Outcome.KILLED)
+    second = open_tracker(uri, "resume")
+    second.start(run_name="r", tags={}, resume_run_id=run_id)
+    second.set_tags({"failure_reason": "worker lost at step 90"})
+    second.end(Outcome.CRASHED)
+    tags = MlflowClient(uri).get_run(run_id).data.tags
+    assert tags["failure_reason"] == "worker lost at step 90" and "stop_reason" not in tags
+    third = open_tracker(uri, "resume")
+    third.start(run_name="r", tags={}, resume_run_id=run_id)
+    third.end(Outcome.FINISHED)
+    tags = MlflowClient(uri).get_run(run_id).data.tags
+    assert tags["outcome"] == "finished" and tags["resumed"] == "true"
+    assert "stop_reason" not in tags and "failure_reason" not in tags
+    assert tags["resumed_after"] == "SIGINT at step 40 | worker lost at step 90"
 
 
 def _runs(uri: str) -> list:

@@ -171,7 +171,8 @@ def test_a_rerun_resumes_the_killed_runs_in_place_from_their_checkpoints(stopped
     for run_id, before in stopped["killed"].items():
         assert run_id in after, "the killed run continues under its own id"
         if before.outcome == Outcome.KILLED:
-            assert after[run_id].tags.get("resumed") == "true"
+            assert after[run_id].tags.get("resumed") == "true" and "stop_reason" not in after[run_id].tags
+            assert after[run_id].tags["resumed_after"] == f"SIGINT at step {GATE + 1}", "the stop, kept as history"
             steps = runs.history([run_id], "train_loss")["step"].tolist()
             assert sorted(steps) == list(range(10, STEPS + 1, 10)), "steps continue from the checkpoint, none twice"
             assert not (work / "checkpoints" / run_id / "last.pt").exists(), "a result keeps no checkpoint"

@@ -24,6 +24,7 @@ from harness.tracking.store import (SQL, StoreError, local_dir, resolve_uri, sch
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
+STOP_REASONS = ("stop_reason", "failure_reason")  # why a run ended short of a result; cleared on resume
 EXPERIMENT_NAME, RUN_NAME = 500, 250  # characters: MLflow's experiment-name limit, its runs table's name column
 
 
@@ -63,11 +64,12 @@ class MLflowTracker(Tracker):
 
     def start(self, *, run_name, tags, resume_run_id=None, parent_run_id=None):
         if resume_run_id:
-            self._check_artifacts(self.client.get_run(resume_run_id).info.artifact_uri)
+            previous = self.client.get_run(resume_run_id)
+            self._check_artifacts(previous.info.artifact_uri)
             self._stored = stored_steps(self.client, resume_run_id)
             self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
-            self.client.set_tag(resume_run_id, "resumed", "true")
+            self._reopen_tags(previous.data.tags)
         else:
             tags = dict(tags)
             if parent_run_id:
@@ -77,6 +79,19 @@ class MLflowTracker(Tracker):
         self._worker = threading.Thread(target=self._drain, name="mlflow-logger", daemon=True)
         self._worker.start()
         return self.run_id
+
+    def _reopen_tags(self, tags: dict[str, str]) -> None:
+        """A resumed run no longer says why it stopped: the old reason ("SIGINT at step 40;
+        resume with ...") would stay on the run once it finishes. It moves to `resumed_after`,
+        which keeps every earlier stop in order ("SIGINT at step 40 | worker lost at step 90")."""
+        stops = [tags[key].split("; resume with")[0] for key in STOP_REASONS if tags.get(key)]
+        history = [t for t in (tags.get("resumed_after", ""), *stops) if t]
+        self.client.set_tag(self.run_id, "resumed", "true")
+        if history:
+            self.client.set_tag(self.run_id, "resumed_after", _short(" | ".join(history)))
+        for key in STOP_REASONS:
+            if key in tags:
+                self.client.delete_tag(self.run_id, key)
 
     def _check_artifacts(self, location: str | None) -> None:
         """StoreError, before the run is created or reopened, when its artifacts would go to a
