@@ -220,6 +220,9 @@ def test_a_resumed_runs_seconds_leave_out_the_pause_when_it_logged_its_running_t
     probed = RunRecord("a", Outcome.FINISHED, start, end, {}, {"context_probe_seconds": 30.0,
                                                                 "context_probe_share": 0.04}, {})
     plain = RunRecord("b", Outcome.FINISHED, start, end, {}, {"test_accuracy": 0.9}, {})
-    table = neutral_table([probed, plain]).set_index("run_id")
+    timed = RunRecord("c", Outcome.FINISHED, start, end, {}, {"run_seconds": 600.0, "context_probe_seconds": 30.0,
+                                                               "context_probe_share": 0.04}, {})
+    table = neutral_table([probed, plain, timed]).set_index("run_id")
     assert table.loc["a", "seconds"] == pytest.approx(750.0)  # 30 s / 0.04: 12.5 min of running
     assert table.loc["b", "seconds"] == 2400.0  # nothing logged: start to end
+    assert table.loc["c", "seconds"] == 600.0  # the run's own clock comes first

@@ -133,6 +133,10 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
     result = train(spec, resumed, resume=payload, progress=False)
     assert result.outcome is Outcome.FINISHED and resumed.run_id == first.run_id
     assert result.metrics == reference.metrics
+    # the run's clock went on from the checkpoint: the seconds logged cover both parts, not the last one
+    ((_, ran),) = resumed.history("run_seconds")
+    assert payload["timing"]["run"] > 0 and ran > payload["timing"]["run"]
+    assert ran < payload["timing"]["run"] + result.wall_time_s
 
 
 def test_an_interrupt_while_the_run_is_recorded_kills_it_after_one_step_never_crashes_it(tmp_path):

@@ -2,8 +2,9 @@
 
 A run table has one row per run and these columns:
 - `run_id`, `outcome` (an `Outcome`), `started`, `ended` (UTC timestamps; `ended` missing while
-  running), `seconds` (ended - started; for a run that probed its context, the time it ran, summed
-  over its resumes, without the pauses between them), `run_name`, `parent_run_id` (empty for top-level runs);
+  running), `seconds` (the time a finished run ran, summed over its resumes without the pauses
+  between them, from its `run_seconds` metric or, for older runs that probed their context, from
+  those probes' seconds and share; else ended - started), `run_name`, `parent_run_id` (empty for top-level runs);
 - every logged config field under its --set name (`model.variant`, `task.length`, `train.seed`,
   ...): a column whose values are all numbers becomes numeric, all True/False becomes bool
   ("None" counts as missing), anything else stays text;
@@ -82,11 +83,14 @@ def neutral_table(records: list[RunRecord]) -> pd.DataFrame:
     for column in ("started", "ended"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame["seconds"] = (frame["ended"] - frame["started"]).dt.total_seconds()
-    # A resumed run's start and end span the pause between its parts; a run that probed its context
-    # logged the time it really ran (summed over every resume): probe seconds / their share of it.
+    # A resumed run's start and end span the pause between its parts. A finished run logs the time
+    # it really ran, summed over every resume (`run_seconds`); runs from before that metric which
+    # probed their context logged it too: probe seconds / their share of it.
     if {"context_probe_seconds", "context_probe_share"} <= set(frame.columns):
         ran = frame["context_probe_seconds"] / frame["context_probe_share"]
         frame["seconds"] = ran.where(ran.notna() & (frame["context_probe_share"] > 0), frame["seconds"])
+    if "run_seconds" in frame.columns:
+        frame["seconds"] = frame["run_seconds"].where(frame["run_seconds"].notna(), frame["seconds"])
     # object dtype: pandas would otherwise store the Outcome members as plain strings
     frame["outcome"] = pd.Series([r.outcome for r in records], index=frame.index, dtype=object)
     for name in param_names:

@@ -284,6 +284,9 @@ class Trainer:
             metrics.update(context_probe_seconds=timing["context"],
                            context_probe_share=timing["context"] / max(timing["run"], 1e-9))
         self.tracker.log_metrics({k: v for k, v in metrics.items() if not k.startswith("val_")}, self.step)
+        # How long the run ran, summed over its resumes without the pauses between them (its start
+        # and end times span those): kept out of `metrics`, the results, which a resume reproduces.
+        self.tracker.log_metrics({"run_seconds": self.elapsed()["run"]}, self.step)
         return metrics
 
 
