@@ -154,6 +154,46 @@ def test_an_interrupt_while_the_run_is_recorded_kills_it_after_one_step_never_cr
     assert load(tmp_path / tracker.run_id / "last.pt")["step"] == 1
 
 
+@pytest.mark.parametrize("stop_when_solved", [False, True])
+def test_an_interrupt_while_testing_kills_the_run_and_a_resume_only_tests(tmp_path, monkeypatch, stop_when_solved):
+    """Before: SIGINT during the final test evaluation (no step checks the flag there) escaped as
+    KeyboardInterrupt and ended the run CRASHED. Now it is KILLED at once; its resume trains no
+    further (a run stopped when solved would otherwise train on past its stop) and only tests."""
+    from harness.training import train as train_module
+
+    spec = tiny_spec("gru", task_options={"length": 2}, model={"hidden_size": 16},
+                     train={"steps": 300, "eval_every": 10, "lr": 0.02, "batch_size": 32,
+                            "stop_when_solved": stop_when_solved},
+                     track={"checkpoint_dir": str(tmp_path), "probe": False, "gate_stats": False})
+    reference = train(spec, MemoryTracker(), progress=False)
+    assert (reference.steps < 300) is stop_when_solved
+    real = train_module.evaluate
+
+    def evaluate(model, task, split, *args, **kwargs):
+        if split == "test":
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(model, task, split, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    first = MemoryTracker()
+    try:
+        stopped = train(spec, first, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail(f"the interrupt escaped train(); the run ended {first.status}")
+    monkeypatch.setattr(train_module, "evaluate", real)
+    assert stopped.outcome is Outcome.KILLED and first.status == "KILLED" and stopped.metrics == {}
+    assert stopped.reason == f"SIGINT while testing at step {reference.steps}; resume with --resume {first.run_id}"
+    assert first.tags["stop_reason"] == stopped.reason and "test_accuracy" not in dict(
+        (k, v) for k, v, _ in first.metrics)
+    payload = load(tmp_path / first.run_id / "last.pt")
+    payload["run_id"] = first.run_id
+    resumed = MemoryTracker()
+    result = train(spec, resumed, resume=payload, progress=False)
+    assert result.outcome is Outcome.FINISHED and result.steps == reference.steps
+    assert result.metrics == reference.metrics
+    assert not resumed.history("train_loss"), "the resume trained no step"
+
+
 @pytest.mark.parametrize("keep, left", [("resumable", False), ("always", True), ("never", False)])
 def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep, left):
     spec = tiny_spec("lstm", steps=12, track={"checkpoint_dir": str(tmp_path), "keep_checkpoint": keep})
@@ -174,6 +214,7 @@ def test_a_killed_run_keeps_its_checkpoint_unless_never(tmp_path, keep, left):
 
     stopped = train(spec, MemoryTracker(), report=interrupt, progress=False)
     assert stopped.outcome is Outcome.KILLED and (tmp_path / stopped.run_id / "last.pt").exists() is left
+    assert ("resume with --resume" in stopped.reason) is left, "no advice to resume what has no checkpoint"
 
 
 def test_threads_explicit_or_automatic_and_recorded(tmp_path, monkeypatch):

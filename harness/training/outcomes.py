@@ -43,6 +43,16 @@ class StopReason(enum.Enum):
 STOP_TAGS = {StopReason.EARLY_STOPPED: "early_stopped_at", StopReason.SOLVED: "stopped_when_solved_at"}
 
 
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM while the run tests and logs its results (after the loop, where no step
+    checks the flag): raised at once, so Ctrl-C during a long test set or context ablation is
+    prompt. A BaseException, like KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal = signal_name
+
+
 class Diverged(Exception):
     """A non-finite loss, gradient norm or validation metric."""
 
@@ -63,14 +73,17 @@ class RunResult:
 
 @contextmanager
 def interruptible():
-    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only)."""
-    flag = {"signal": None}
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only). Once the caller
+    sets `flag["raise"]` (the loop is over), a signal raises `Interrupted` instead."""
+    flag = {"signal": None, "raise": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum, frame):
         flag["signal"] = signal.Signals(signum).name
+        if flag["raise"]:
+            raise Interrupted(flag["signal"])
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

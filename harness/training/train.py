@@ -19,7 +19,7 @@ from harness.device import resolve_device
 from harness.training.context_schedule import context_steps
 from harness.training.evaluation import criterion_of, eval_steps, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options, trainable_parameters
-from harness.training.outcomes import (ENDED, STOP_TAGS, Diverged, RunResult, StopReason, StopRun,
+from harness.training.outcomes import (ENDED, STOP_TAGS, Diverged, Interrupted, RunResult, StopReason, StopRun,
                                        interruptible)
 from harness.tracking import Outcome, Tracker
 
@@ -62,6 +62,7 @@ class Trainer:
         self.context_curve = None  # the context ablation's curve (track.context_probe), logged as a CSV
         self.context_rows: list[dict] = []  # the curves of the probes during training (track.context_points)
         self.context_at = context_steps(self.track, self.task, self.total)
+        self.ended: StopReason | None = None  # why the loop ended, once it has (a resume then only tests)
         self.timing = {"context": 0.0, "run": 0.0}  # seconds: the context probes, the whole run (resumes add up)
         self.clock = time.perf_counter()
         self.probe_rows: list[dict] = []
@@ -77,7 +78,8 @@ class Trainer:
                 "probe_rows": self.probe_rows, "last_val": self.last_val,
                 "solve": {"at": self.solved_at, "progress": self.best_progress},
                 "carry": None if self.carry is None else list(self.carry),
-                "context_rows": self.context_rows, "timing": self.elapsed()}
+                "context_rows": self.context_rows, "timing": self.elapsed(),
+                "ended": None if self.ended is None else self.ended.value}
 
     def restore(self, payload: dict) -> None:
         self.model.load_state_dict(payload["model"])
@@ -91,6 +93,7 @@ class Trainer:
         self.carry = None if payload.get("carry") is None else tuple(payload["carry"])
         self.context_rows = payload.get("context_rows", [])
         self.timing, self.clock = dict(payload.get("timing") or self.timing), time.perf_counter()
+        self.ended = None if payload.get("ended") is None else StopReason(payload["ended"])
 
     def elapsed(self) -> dict[str, float]:
         """Seconds so far: the run's (over every resume) and its context probes'."""
@@ -152,7 +155,10 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def loop(self, flag: dict, ckpt_path) -> StopReason:
         """Train until the step budget is spent or an early stop; returns why it stopped.
-        `flag["signal"]` is the name of a caught signal ("SIGINT", "SIGTERM"), checked after each step."""
+        `flag["signal"]` is the name of a caught signal ("SIGINT", "SIGTERM"), checked after each step.
+        A run resumed after its loop had ended (stopped while testing) trains no further."""
+        if self.ended is not None:
+            return self.ended
         cfg, task, model = self.cfg, self.task, self.model
         window = {"loss": torch.zeros((), device=self.device), "reg": 0.0, "gnorm": torch.zeros((), device=self.device),
                   "steps": 0, "t0": time.perf_counter()}
@@ -325,6 +331,10 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
         remove_empty(created)
         raise
     ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
+
+    def resumable(run_id: str | None) -> str:  # the stop reason's advice, where a checkpoint was written
+        return "" if spec.track.keep_checkpoint == "never" else f"; resume with --resume {run_id}"
+
     outcome, reason, metrics = Outcome.FINISHED, "", {}
     try:  # from here on the run exists: whatever fails ends it as crashed, never left RUNNING
         # signals become a flag from the run's start: Ctrl-C while the run is recorded (on_start,
@@ -335,15 +345,22 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
             if resume is None:
                 artifacts.log_start(tracker, spec, trainer.model)
             stopped = trainer.loop(flag, ckpt_path)
-        if stopped.interrupted:
-            trainer.save(ckpt_path)
-            outcome, reason = Outcome.KILLED, f"{stopped.value} at step {trainer.step}; resume with --resume {run_id}"
-        else:
-            if stopped in STOP_TAGS:
-                tracker.set_tags({STOP_TAGS[stopped]: str(trainer.step)})
-            trainer.save(ckpt_path)
-            metrics = trainer.finish()
-            artifacts.log_end(tracker, spec, trainer)
+            if stopped.interrupted:
+                trainer.save(ckpt_path)
+                outcome, reason = Outcome.KILLED, f"{stopped.value} at step {trainer.step}{resumable(run_id)}"
+            else:
+                trainer.ended = stopped  # in the checkpoint: a run stopped while testing resumes to testing
+                if stopped in STOP_TAGS:
+                    tracker.set_tags({STOP_TAGS[stopped]: str(trainer.step)})
+                trainer.save(ckpt_path)
+                flag["raise"] = True  # no step checks the flag from here: a signal stops testing at once
+                if flag["signal"]:
+                    raise Interrupted(flag["signal"])
+                metrics = trainer.finish()
+                artifacts.log_end(tracker, spec, trainer)
+    except Interrupted as err:
+        outcome, metrics = Outcome.KILLED, {}
+        reason = f"{err.signal} while testing at step {trainer.step}{resumable(run_id)}"
     except Diverged as err:
         outcome, reason = Outcome.DIVERGED, str(err)
     except StopRun as err:
