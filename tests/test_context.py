@@ -182,3 +182,21 @@ def test_an_effective_context_interval_is_never_narrower_than_the_grid_step_belo
     mean, low, high = on_grid(pd.Series([4.0, 64.0, 8.0]), 512)
     assert low < 3 and high > 64  # the seeds' own spread is wider than the grid step: unchanged
     assert on_grid(pd.Series([1.0, 1.0]), 512) == pytest.approx((1.0, 1.0, 1.0))  # nothing below 1
+
+
+def test_the_unigram_perplexity_comes_from_the_runs_that_logged_it_with_no_archive(tmp_path, monkeypatch):
+    """Runs log their task's baseline (`baseline_perplexity`: imdb_lm's unigram model); the report
+    reads it there, so `report --from-results` of such runs needs no IMDB archive. Here the data
+    directory is empty: rebuilding the task to ask it would fail."""
+    import pandas as pd
+
+    from harness.claims.context_report import perplexity_table
+
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    runs = pd.DataFrame({"claim_grid": ["lm", "lm"], "task.name": ["imdb_lm", "imdb_lm"],
+                         "baseline_perplexity": [621.7, 621.7]})
+    frame = pd.DataFrame({"grid": ["lm", "lm"], "variant": ["lstm", "lstm"], "perplexity": [170.0, 172.0],
+                          "seconds": [600.0, 660.0]})
+    (row,) = perplexity_table(frame, runs).to_dict("records")
+    assert row["unigram_perplexity"] == 621.7 and row["test_perplexity"] == pytest.approx(171.0)
+    assert row["minutes_per_run"] == pytest.approx(10.5)

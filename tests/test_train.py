@@ -13,6 +13,7 @@ import torch
 from helpers import synthetic_tasks, tiny_spec
 from torch import nn
 
+import tasks
 import variants
 from harness.training import probes
 from harness.training.checkpoint import load
@@ -34,6 +35,8 @@ def test_every_variant_trains_on_every_synthetic_task(variant, task, tmp_path):
     primary = tasks_primary(task)
     assert math.isfinite(result.metrics[f"test_{primary}"])
     assert "test_accuracy" in result.metrics and "gradient_horizon" in result.metrics
+    assert result.metrics[f"baseline_{primary}"] == pytest.approx(tasks.get(task)(
+        tasks.get(task).Options.from_mapping({k: str(v) for k, v in small.items()})).baseline()[primary])
     assert tracker.history("train_loss"), "the training loss was logged"
     assert {"config.toml", "model_state_dict.pt", "gradient_flow.csv", "gradient_flow.png"} <= set(tracker.artifacts)
 

@@ -106,7 +106,10 @@ def effective_table(frame: pd.DataFrame, cells, curves: pd.DataFrame) -> pd.Data
 def perplexity_table(frame: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     lm_runs = runs[runs["claim_grid"] == "lm"]
-    unigram = task_of(lm_runs.iloc[0]).baseline()["perplexity"] if len(lm_runs) else math.nan
+    unigram = math.nan
+    if len(lm_runs):  # logged by the runs since baseline_* metrics exist; older runs rebuild the task
+        logged = metric(lm_runs, "baseline_perplexity").dropna()
+        unigram = float(logged.iloc[0]) if len(logged) else task_of(lm_runs.iloc[0]).baseline()["perplexity"]
     for (grid, cell), part in frame[frame.grid == "lm"].groupby(["grid", "variant"]):
         mean, lo, hi = stats.mean_interval(part["perplexity"], bounds=stats.NONNEGATIVE)
         rows.append({"grid": grid, "variant": cell, "seeds": len(part),

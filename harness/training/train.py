@@ -271,6 +271,9 @@ class Trainer:
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
         metrics.update({f"test_{k}": v for k, v in test.items()})
+        # the memoryless predictor's test metrics beside the model's: a report reads them from the run,
+        # with no need to rebuild the task (for imdb_lm the unigram model, which reads the archive)
+        metrics.update({f"baseline_{k}": v for k, v in self.task.baseline().items()})
         if self.criterion is not None:
             metrics["test_solved"] = float(self.criterion.met(test[self.criterion.metric]))
             metrics.update(self.solve_metrics())
