@@ -162,7 +162,7 @@ def test_an_interrupt_while_testing_kills_the_run_and_a_resume_only_tests(tmp_pa
     """Before: SIGINT during the final test evaluation (no step checks the flag there) escaped as
     KeyboardInterrupt and ended the run CRASHED. Now it is KILLED at once; its resume trains no
     further (a run stopped when solved would otherwise train on past its stop) and only tests."""
-    from harness.training import train as train_module
+    from harness.training import trainer as train_module
 
     spec = tiny_spec("gru", task_options={"length": 2}, model={"hidden_size": 16},
                      train={"steps": 300, "eval_every": 10, "lr": 0.02, "batch_size": 32,
@@ -307,7 +307,7 @@ def test_run_logs_instrumentation_for_special_cells(tmp_path):
 
 def test_chrono_horizon_comes_from_the_task():
     spec = tiny_spec("lstm", "copy", task_options={"length": 30}, cell={"forget_init": "chrono"})
-    from harness.training.train import Trainer
+    from harness.training.trainer import Trainer
 
     trainer = Trainer(spec, MemoryTracker(), progress=False)
     assert trainer.spec.cell.chrono_max == 50  # T + 20 steps of the copy task

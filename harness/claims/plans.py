@@ -23,7 +23,7 @@ class Tuning:
     cells: tuple[str, ...]
     space: Mapping[str, dict]  # harness/sweep/space.py form, e.g. {"train.lr": {"type": "float", ...}}
     trials: int  # per cell: the same for every cell
-    metric: str = "solve_cost"  # a metric every run logs (train.py); minimised
+    metric: str = "solve_cost"  # a metric every run logs (trainer.py); minimised
     per_cell: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     seed: int = 0  # the sampler's seed (one process per study: reproducible)
     lag_from: str | None = None  # a pilot Ladder's label: each cell is tuned at tuning_lag of its pilot

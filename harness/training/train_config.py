@@ -1,7 +1,7 @@
 """The [train] section of a run's configuration (optimizer, schedule, steps, device, seed).
 
-Kept apart from train.py, which runs the training: the spec assembles its sections from
-the configs alone, and train.py imports the spec, so the config must not live there.
+Kept apart from trainer.py, which runs the training: the spec assembles its sections from
+the configs alone, and trainer.py imports the spec, so the config must not live there.
 """
 from __future__ import annotations
 
