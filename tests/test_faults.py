@@ -125,6 +125,8 @@ def test_a_resumed_run_keeps_no_stale_stop_reason_and_remembers_each_stop(tmp_pa
     first.end(Outcome.KILLED)
     second = open_tracker(uri, "resume")
     second.start(run_name="r", tags={}, resume_run_id=run_id)
+    running = MlflowClient(uri).get_run(run_id)
+    assert running.info.status == "RUNNING" and running.data.tags["outcome"] == "running", "not 'killed' while it runs"
     second.set_tags({"failure_reason": "worker lost at step 90"})
     second.end(Outcome.CRASHED)
     tags = MlflowClient(uri).get_run(run_id).data.tags
@@ -136,6 +138,12 @@ def test_a_resumed_run_keeps_no_stale_stop_reason_and_remembers_each_stop(tmp_pa
     assert tags["outcome"] == "finished" and tags["resumed"] == "true"
     assert "stop_reason" not in tags and "failure_reason" not in tags
     assert tags["resumed_after"] == "SIGINT at step 40 | worker lost at step 90"
+    # a resume that died between recording the stop and deleting its reason does not record it twice
+    MlflowClient(uri).set_tag(run_id, "stop_reason", f"worker lost at step 90; resume with --resume {run_id}")
+    fourth = open_tracker(uri, "resume")
+    fourth.start(run_name="r", tags={}, resume_run_id=run_id)
+    fourth.end(Outcome.FINISHED)
+    assert MlflowClient(uri).get_run(run_id).data.tags["resumed_after"] == "SIGINT at step 40 | worker lost at step 90"
 
 
 def _runs(uri: str) -> list:

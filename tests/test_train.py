@@ -197,6 +197,38 @@ def test_an_interrupt_while_testing_kills_the_run_and_a_resume_only_tests(tmp_pa
     assert not resumed.history("train_loss"), "the resume trained no step"
 
 
+def test_a_signal_while_the_results_are_logged_leaves_the_run_finished_and_reaches_the_caller(tmp_path, monkeypatch):
+    """Outside the test set and the context ablation a signal only sets the flag: a run whose
+    results were computed ends FINISHED with them all, and the signal is delivered again once
+    the run has ended, to the caller's own handler (here Python's: KeyboardInterrupt)."""
+    from harness.training import artifacts
+
+    real = artifacts.log_end
+
+    def log_end(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        real(*args)
+
+    monkeypatch.setattr(artifacts, "log_end", log_end)
+    tracker = MemoryTracker()
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_spec("lstm", steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, progress=False)
+    assert tracker.status == "FINISHED" and "stop_reason" not in tracker.tags
+    assert "config.toml" in tracker.artifacts and tracker.history("test_accuracy")
+
+
+def test_a_task_that_states_no_baseline_still_finishes(tmp_path, monkeypatch):
+    """A plug-in task may leave out baseline() (NotImplementedError): its run logs no baseline_*."""
+    def no_baseline(self):
+        raise NotImplementedError
+
+    monkeypatch.setattr(tasks.get("recall"), "baseline", no_baseline)
+    result = train(tiny_spec("gru", steps=10, track={"checkpoint_dir": str(tmp_path)}), MemoryTracker(),
+                   progress=False)
+    assert result.outcome is Outcome.FINISHED and "test_accuracy" in result.metrics
+    assert not [k for k in result.metrics if k.startswith("baseline_")]
+
+
 @pytest.mark.parametrize("keep, left", [("resumable", False), ("always", True), ("never", False)])
 def test_a_finished_run_keeps_its_checkpoint_only_when_asked(tmp_path, keep, left):
     spec = tiny_spec("lstm", steps=12, track={"checkpoint_dir": str(tmp_path), "keep_checkpoint": keep})

@@ -3,6 +3,7 @@ perplexities, and the ablation curves of the language models and classifiers (at
 training; the curve over training is context_training.py's)."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -201,11 +202,11 @@ def bars(table: pd.DataFrame, claimed: dict, reference: dict):
         ax.text(max(row["lm_high"], row["lm_effective"]) * 1.1, y - 0.27, row["lm_text"], va="center", fontsize=7)
     for cell, value in claimed.items():
         ax.axvline(value, color=color(cell), ls="--", lw=1.2, label=f"claimed ~{value} ({cell})")
-    for (name, value), style in zip(reference.items(), (":", "-.", (0, (1, 3)))):  # each line its own style
+    for (name, value), style in zip(reference.items(), itertools.cycle((":", "-.", (0, (1, 3)), (0, (5, 1, 1, 1))))):
         ax.axvline(value, color="black", ls=style, lw=1, label=f"Khandelwal 2018: {name} ~{value}")
-    top = float(np.nanmax(table[["lm_high", "lm_effective"]].to_numpy(float)))
     # the axis reaches every marked value (the claims and the paper's ~200), not only the bars
-    top = max(top, *(v / 1.5 for v in (*claimed.values(), *reference.values())))
+    marked = [v / 1.5 for v in (*claimed.values(), *reference.values())]
+    top = float(np.nanmax([*table[["lm_high", "lm_effective"]].to_numpy(float).ravel(), *marked, 1.0]))
     log2_bars(ax, list(table["variant"]), top, lowest=1, room=4)
     ax.set_xlim(left=0.8)
     ax.set_xlabel("tokens (drop: 95% interval over seeds; hatched: the whole window, censored)")

@@ -7,9 +7,10 @@ open, SIGINT and SIGTERM to the command stop it:
 - no call starts after a signal (nor after a call whose result `stop_on` flags, e.g. a run
   that ended killed);
 - each worker with a call in flight gets SIGINT, every RESEND_SECONDS until the call returns;
-  train() turns it into a checkpoint and the outcome `killed`. Outside a training loop a
-  worker ignores SIGINT: a run in its final evaluation completes, a run being set up is
-  stopped by the next SIGINT once its loop runs. Ctrl-C on a terminal reaches the workers too;
+  train() turns it into a checkpoint and the outcome `killed`, in its training loop or in
+  its test set and final context ablation (stopped at once: the resume only tests). Outside
+  train() a worker ignores SIGINT: a run being set up is stopped by the next SIGINT once it
+  runs. Ctrl-C on a terminal reaches the workers too;
 - a worker still busy GRACE_SECONDS after the signal is terminated (SIGTERM, then SIGKILL),
   and its run, if it had started one and it reached no outcome, is tagged killed: the next
   reproduce resumes it from its last checkpoint, or runs it again when it has none;

@@ -2,10 +2,11 @@
 pool sends, one at a time, and reports on its connection (`notify`: a run started, a status
 line, a line for the command's output; then the call's result or exception).
 
-It ignores SIGINT except while train() runs a training loop (which turns it into a checkpoint
-and the outcome `killed`), and it watches its parent: when the command is gone it interrupts
-its own run the same way and exits within GRACE_SECONDS. It exits with os._exit, skipping the
-interpreter's teardown (seconds with torch and MLflow loaded), once its calls have returned.
+It ignores SIGINT except while train() runs (which turns it into a checkpoint and the outcome
+`killed`, in the training loop or its final testing), and it watches its parent: when the
+command is gone it interrupts its own run the same way and exits within GRACE_SECONDS. It
+exits with os._exit, skipping the interpreter's teardown (seconds with torch and MLflow
+loaded), once its calls have returned.
 """
 from __future__ import annotations
 

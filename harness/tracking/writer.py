@@ -67,9 +67,9 @@ class MLflowTracker(Tracker):
             previous = self.client.get_run(resume_run_id)
             self._check_artifacts(previous.info.artifact_uri)
             self._stored = stored_steps(self.client, resume_run_id)
-            self.client.update_run(resume_run_id, status="RUNNING")
             self.run_id = resume_run_id
-            self._reopen_tags(previous.data.tags)
+            self._reopen_tags(previous.data.tags)  # before the status: a failure here leaves it as it was
+            self.client.update_run(resume_run_id, status="RUNNING")
         else:
             tags = dict(tags)
             if parent_run_id:
@@ -81,14 +81,19 @@ class MLflowTracker(Tracker):
         return self.run_id
 
     def _reopen_tags(self, tags: dict[str, str]) -> None:
-        """A resumed run no longer says why it stopped: the old reason ("SIGINT at step 40;
-        resume with ...") would stay on the run once it finishes. It moves to `resumed_after`,
-        which keeps every earlier stop in order ("SIGINT at step 40 | worker lost at step 90")."""
-        stops = [tags[key].split("; resume with")[0] for key in STOP_REASONS if tags.get(key)]
-        history = [t for t in (tags.get("resumed_after", ""), *stops) if t]
+        """A resumed run is running again and no longer says why it stopped: its outcome tag reads
+        `running` (a worker lost now is tagged anew), and the old reason ("SIGINT at step 40;
+        resume with ...") moves to `resumed_after`, which keeps every earlier stop in order
+        ("SIGINT at step 40 | worker lost at step 90"; the newest kept when it grows too long)."""
+        history = [t for t in tags.get("resumed_after", "").split(" | ") if t]
+        for key in STOP_REASONS:
+            stop = tags.get(key, "").split("; resume with")[0]
+            if stop and history[-1:] != [stop]:  # not twice, should a resume have died before the delete
+                history.append(stop)
         self.client.set_tag(self.run_id, "resumed", "true")
+        self.client.set_tag(self.run_id, "outcome", Outcome.RUNNING.value)
         if history:
-            self.client.set_tag(self.run_id, "resumed_after", _short(" | ".join(history)))
+            self.client.set_tag(self.run_id, "resumed_after", " | ".join(history)[-6000:])
         for key in STOP_REASONS:
             if key in tags:
                 self.client.delete_tag(self.run_id, key)

@@ -49,13 +49,18 @@ def criterion_of(task):
         return None
 
 
+def baseline_of(task) -> dict[str, float]:
+    """The task's memoryless baseline metrics, or {} for a task that states none (a plug-in may not)."""
+    try:
+        return task.baseline()
+    except NotImplementedError:
+        return {}
+
+
 def progress(task, criterion, metrics: dict[str, float]) -> float:
     """How far validation got from the memoryless baseline (0) to the criterion (1), clipped;
     0 when the task states no baseline for the criterion's metric."""
-    try:
-        base = task.baseline().get(criterion.metric)
-    except NotImplementedError:
-        base = None
+    base = baseline_of(task).get(criterion.metric)
     value = metrics[criterion.metric]
     if base is None or base == criterion.threshold or not math.isfinite(value):
         return 0.0

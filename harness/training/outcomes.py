@@ -73,8 +73,8 @@ class RunResult:
 
 @contextmanager
 def interruptible():
-    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only). Once the caller
-    sets `flag["raise"]` (the loop is over), a signal raises `Interrupted` instead."""
+    """Turn SIGINT/SIGTERM into a flag checked between steps (main thread only); within
+    `at_once(flag)` a signal raises `Interrupted` instead."""
     flag = {"signal": None, "raise": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -91,3 +91,20 @@ def interruptible():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def at_once(flag: dict):
+    """Within: SIGINT/SIGTERM raises `Interrupted` at once, for long computations that check no
+    flag (the test set, the final context ablation). Only pure computation may run here: no
+    tracker call or file write, which an exception at any bytecode could leave half-done. A
+    signal caught before the block, or during it but outside the raising window, raises too."""
+    if flag["signal"]:
+        raise Interrupted(flag["signal"])
+    flag["raise"] = True
+    try:
+        yield
+    finally:
+        flag["raise"] = False
+    if flag["signal"]:
+        raise Interrupted(flag["signal"])

@@ -4,6 +4,7 @@ from its resolved spec to its recorded outcome, driving a `Trainer` (trainer.py)
 from __future__ import annotations
 
 import dataclasses
+import signal
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -57,7 +58,7 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     def resumable(run_id: str | None) -> str:  # the stop reason's advice, where a checkpoint was written
         return "" if spec.track.keep_checkpoint == "never" else f"; resume with --resume {run_id}"
 
-    outcome, reason, metrics = Outcome.FINISHED, "", {}
+    outcome, reason, metrics, late = Outcome.FINISHED, "", {}, None
     try:  # from here on the run exists: whatever fails ends it as crashed, never left RUNNING
         # signals become a flag from the run's start: Ctrl-C while the run is recorded (on_start,
         # log_start) stops it after its first step, KILLED with a checkpoint, never a crash
@@ -75,11 +76,9 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
                 if stopped in STOP_TAGS:
                     tracker.set_tags({STOP_TAGS[stopped]: str(trainer.step)})
                 trainer.save(ckpt_path)
-                flag["raise"] = True  # no step checks the flag from here: a signal stops testing at once
-                if flag["signal"]:
-                    raise Interrupted(flag["signal"])
-                metrics = trainer.finish()
+                metrics = trainer.finish(flag)  # a signal stops its test set and context ablation at once
                 artifacts.log_end(tracker, spec, trainer)
+                late = flag["signal"]  # caught while the results were logged: the run is complete
     except Interrupted as err:
         outcome, metrics = Outcome.KILLED, {}
         reason = f"{err.signal} while testing at step {trainer.step}{resumable(run_id)}"
@@ -96,6 +95,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     tracker.end(outcome)
     if outcome in ENDED and spec.track.keep_checkpoint == "resumable":
         checkpoint.discard(ckpt_path)  # never resumed (run --resume refuses it): its checkpoint only took disk
+    if late:  # not lost: delivered again, now to the caller's own handler (a sweep stops, a worker ignores it)
+        signal.raise_signal(signal.Signals[late])
     return RunResult(run_id=run_id, outcome=outcome, metrics=metrics, steps=trainer.step,
                      wall_time_s=time.perf_counter() - started,
                      trainable_params=trainable_parameters(trainer.model), device=str(trainer.device),

@@ -17,9 +17,9 @@ from harness.training import checkpoint, numerics, probes, progress as live
 from harness.training.optim import lr_factor, make_optimizer
 from harness.device import resolve_device
 from harness.training.context_schedule import context_steps
-from harness.training.evaluation import criterion_of, eval_steps, evaluate, progress
+from harness.training.evaluation import baseline_of, criterion_of, eval_steps, evaluate, progress
 from harness.training.model import SequenceModel, resolve_cell_options
-from harness.training.outcomes import Diverged, StopReason
+from harness.training.outcomes import Diverged, StopReason, at_once
 from harness.tracking import Tracker
 
 # resolve_device and TrainConfig live in leaf modules so that the spec need not import this
@@ -260,19 +260,20 @@ class Trainer:
             out["solve_cost"] = float(self.total * (2.0 - self.best_progress))
         return out
 
-    def finish(self) -> dict[str, float]:
-        """Test the best-validation weights; log the final metrics, figures and artifacts."""
+    def finish(self, flag: dict) -> dict[str, float]:
+        """Test the best-validation weights; log the final metrics, figures and artifacts. A signal
+        (`flag`, from `interruptible`) during the test set or context ablation raises Interrupted."""
         final_val = dict(self.last_val)
         if self.best_model is not None:
             self.model.load_state_dict(self.best_model)
-        with self.autocast(), live.phase(self.progress, live.name(self.spec), "test set"):
+        with self.autocast(), live.phase(self.progress, live.name(self.spec), "test set"), at_once(flag):
             test = evaluate(self.model, self.task, "test", self.cfg.seed, self.device)
         metrics = {f"val_{k}": v for k, v in final_val.items()}
         metrics[f"best_val_{self.task.primary_metric}"] = self.best["value"]
         metrics.update({f"test_{k}": v for k, v in test.items()})
         # the memoryless predictor's test metrics beside the model's: a report reads them from the run,
         # with no need to rebuild the task (for imdb_lm the unigram model, which reads the archive)
-        metrics.update({f"baseline_{k}": v for k, v in self.task.baseline().items()})
+        metrics.update({f"baseline_{k}": v for k, v in baseline_of(self.task).items()})
         if self.criterion is not None:
             metrics["test_solved"] = float(self.criterion.met(test[self.criterion.metric]))
             metrics.update(self.solve_metrics())
@@ -286,7 +287,8 @@ class Trainer:
         if self.track.context_probe and hasattr(self.task, "context_problems"):
             import pandas as pd
 
-            metrics.update(self.probe_context(log=False))
+            with at_once(flag):
+                metrics.update(self.probe_context(log=False))
             self.context_curve = pd.DataFrame(self.context_rows)
             timing = self.elapsed()
             metrics.update(context_probe_seconds=timing["context"],
