@@ -111,6 +111,27 @@ def test_a_resumed_run_does_not_log_again_what_the_store_holds(tmp_path):
     assert len(MlflowClient(uri).get_metric_history(run_id, "other")) == 5
 
 
+def test_a_total_over_resumes_logged_again_at_a_stored_step_is_the_newer_one(tmp_path):
+    """run_seconds is a sum over a run's parts: a process killed after logging it at the last step
+    (while it logged its artifacts) and resumed logs the larger sum at that step; that one counts."""
+    from mlflow import MlflowClient
+
+    from harness.tracking import open_tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = open_tracker(uri, "resume")
+    run_id = first.start(run_name="r", tags={})
+    first.log_metrics({"run_seconds": 10.0, "test_accuracy": 0.5}, 40)
+    first.flush()  # killed here
+    again = open_tracker(uri, "resume")
+    again.start(run_name="r", tags={}, resume_run_id=run_id)
+    again.log_metrics({"run_seconds": 14.0, "test_accuracy": 0.5}, 40)
+    again.end()
+    client = MlflowClient(uri)
+    assert client.get_run(run_id).data.metrics["run_seconds"] == 14.0
+    assert len(client.get_metric_history(run_id, "test_accuracy")) == 1, "a result is still written once"
+
+
 def test_a_resumed_run_keeps_no_stale_stop_reason_and_remembers_each_stop(tmp_path):
     """Before: a run stopped with SIGINT and resumed to its end still said 'SIGINT at step 40;
     resume with --resume ...' on a FINISHED run. The reason now moves to `resumed_after`."""

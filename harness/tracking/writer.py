@@ -24,6 +24,9 @@ from harness.tracking.store import (SQL, StoreError, local_dir, resolve_uri, sch
 
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3's UI: the model-training view
 LIMITS = {"metrics": 1000, "params": 100, "tags": 100}  # per log_batch call
+# Totals over a run's resumes: a resume that logs one again at a stored step has the newer sum,
+# which MLflow keeps as the metric's value (same step, later timestamp).
+RESTATED = frozenset({"run_seconds", "context_probe_seconds", "context_probe_share"})
 STOP_REASONS = ("stop_reason", "failure_reason")  # why a run ended short of a result; cleared on resume
 EXPERIMENT_NAME, RUN_NAME = 500, 250  # characters: MLflow's experiment-name limit, its runs table's name column
 
@@ -113,7 +116,8 @@ class MLflowTracker(Tracker):
     # Metrics, params and tags are queued and written in coalesced batches by the worker.
     def log_metrics(self, metrics, step):
         now = int(time.time() * 1000)
-        rows = [(k, float(v), now, step) for k, v in metrics.items() if step not in self._stored.get(k, ())]
+        rows = [(k, float(v), now, step) for k, v in metrics.items()
+                if k in RESTATED or step not in self._stored.get(k, ())]
         if rows:
             self._queue.put(("metrics", rows))
 
