@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -224,6 +225,51 @@ def test_a_damaged_checkpoint_on_resume_is_one_line_naming_the_file(tmp_path):
     torch.save({"step": 3}, path)  # readable, but not what a checkpoint holds
     result = run_cli("run", "--resume", run_id, "--tracking-uri", uri, cwd=tmp_path)
     _one_line_exit_2(result, time.monotonic(), f"checkpoint {path} is not a complete checkpoint (no 'config')")
+
+
+def test_resume_of_a_run_still_training_or_from_another_store_is_refused(tmp_path):
+    """Before: a second `run --resume` of a run still training was accepted (both processes wrote
+    one checkpoint, or both logged every step), and --tracking-uri/--experiment were ignored on
+    resume (the run went on in the store its checkpoint named)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = _kill_after(["run", *ARGS, "--tracking-uri", uri], tmp_path / "checkpoints", EVAL)  # left RUNNING
+    path = tmp_path / "checkpoints" / run_id / "last.pt"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; from harness."
+                               "training.checkpoint import hold; hold(Path(sys.argv[1])); print('held', flush=True); "
+                               "time.sleep(120)", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        result = run_cli("run", "--resume", run_id, "--tracking-uri", uri, cwd=tmp_path)
+        _one_line_exit_2(result, start, f"run {run_id} is being trained now by process {holder.pid} on ")
+    finally:
+        holder.kill()  # dies without a word: the kernel drops its lock
+        holder.wait()
+    for args, message in (((("--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}")),
+                           f"run {run_id} is not in the tracking store"),
+                          (("--tracking-uri", uri, "--experiment", "other"), "drop --experiment"),
+                          (("--tracking-uri", "bogus://x"), "unsupported scheme 'bogus'")):
+        start = time.monotonic()
+        _one_line_exit_2(run_cli("run", "--resume", run_id, *args, cwd=tmp_path), start, message)
+    assert not (tmp_path / "other.db").exists()
+    final = run_cli("run", "--resume", run_id, "--tracking-uri", uri, "--json", cwd=tmp_path)
+    assert final.returncode == 0 and _json(final)["steps"] == STEPS, final.stderr[-2000:]
+    assert not (tmp_path / "checkpoints" / run_id).exists(), "no lock file or folder left behind"
+
+
+def test_a_run_is_held_by_one_process_at_a_time_and_its_folder_goes_with_the_lock(tmp_path):
+    from harness.training.checkpoint import RunInUse, hold
+
+    path = tmp_path / "run-a" / "last.pt"
+    release = hold(path)
+    with pytest.raises(RunInUse, match=f"run run-a is being trained now by process {os.getpid()} on "):
+        hold(path)
+    release()
+    assert not path.parent.exists(), "an empty run folder goes with its lock"
+    release = hold(path)
+    path.write_bytes(b"checkpoint")
+    release()
+    assert path.exists() and not (path.parent / "training.lock").exists(), "a checkpoint stays, the lock goes"
 
 
 def test_resume_of_a_finished_run_is_refused_and_the_ui_line_survives_spaces(tmp_path):

@@ -6,13 +6,16 @@ examples:
   python -m harness run --variant gru --config my.toml --json
   python -m harness run --resume RUN_ID          # continue an interrupted run
 
-exit codes: 0 finished, 1 diverged or pruned, 2 bad input (config, data, tracking store),
-130 interrupted (resume it with --resume RUN_ID).
+exit codes: 0 finished, 1 diverged or pruned, 2 bad input (config, data, tracking store, a run
+another process is training), 130 interrupted by SIGINT, 143 by SIGTERM (resume it with --resume RUN_ID).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
+import signal
 
 from harness.config import flatten
 from harness.training import checkpoint, memory
@@ -20,7 +23,8 @@ from harness.connections import shown
 from harness.errors import UsageError
 from harness.commands.common import add_config_arguments, resolve_spec
 from harness.training.spec import build_spec
-from harness.tracking import Outcome, local_dir, open_tracker, ui_command
+from harness.tracking import Outcome, local_dir, open_tracker, resolve_uri, ui_command
+from harness.tracking.store import check as check_store
 from harness.tracking.writer import check_text, run_outcome
 from harness.training.outcomes import ENDED
 
@@ -43,19 +47,22 @@ def load_resume(args) -> tuple:
 
     if not args.resume.strip():
         raise UsageError("--resume needs the id of the run to continue")
-    given = [f"--{name}" for name in ("variant", "task", "seed", "device", "config") if getattr(args, name)]
+    given = [f"--{name}" for name in ("variant", "task", "seed", "device", "config", "experiment")
+             if getattr(args, name)]
     if given or args.sets:  # silently training what the checkpoint says would ignore the user
         raise UsageError(f"--resume continues run {args.resume} as it was configured; drop "
                          f"{', '.join(given + (['--set'] if args.sets else []))}")
-    path = checkpoint_root("", local_dir(args.tracking_uri or "")) / args.resume / checkpoint.FILE
+    uri = resolve_uri(args.tracking_uri or "")
+    check_store(uri)  # a store that cannot be used is said as such, not as a missing checkpoint
+    path = checkpoint_root("", local_dir(uri)) / args.resume / checkpoint.FILE
     if not path.exists():  # a run that reached a result has none (track.keep_checkpoint): say that first
-        from harness.tracking import resolve_uri
-
-        refuse_ended(resolve_uri(args.tracking_uri or ""), args.resume, missing_ok=True)
+        refuse_ended(uri, args.resume, missing_ok=True)
         raise UsageError(f"no checkpoint for run {args.resume} at {path}")
     payload = checkpoint.load(path)  # DamagedCheckpoint: one line naming the file
     payload["run_id"] = args.resume
     spec = build_spec(payload["config"])  # RunSpec.to_dict() output
+    if spec.track.enabled:  # the run continues in the store it is looked up in (main refuses one without it)
+        spec = dataclasses.replace(spec, track=spec.track.replace(tracking_uri=uri))
     return spec, payload
 
 
@@ -86,6 +93,9 @@ def summary(result, spec, tracker) -> str:
     lines = [head]
     if result.reason:
         lines.append(f"reason: {result.reason}")
+    if result.outcome == Outcome.KILLED and "--resume" in result.reason:  # the whole command, store included
+        store = f" --tracking-uri {shlex.quote(shown(tracker.uri))}" if tracker.uri else ""
+        lines.append(f"continue it with: python -m harness run --resume {result.run_id}{store}")
     if result.metrics:
         keys = sorted(result.metrics, key=lambda k: (not k.startswith("test_"), k))
         table = pd.DataFrame({"metric": keys, "value": [result.metrics[k] for k in keys]})
@@ -127,4 +137,6 @@ def main(args) -> int:
             "device": result.device, "path": result.path, "threads": result.threads, "steps": result.steps,
             "wall_time_s": round(result.wall_time_s, 3), "tracking_uri": shown(tracker.uri) or None,
             "reason": result.reason or None, "metrics": result.metrics}))
+    if result.outcome == Outcome.KILLED and result.reason.startswith("SIGTERM"):
+        return 128 + signal.SIGTERM  # 143, as a shell reports a process ended by SIGTERM
     return EXIT.get(result.outcome, 1)

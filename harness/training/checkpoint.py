@@ -8,8 +8,9 @@ torch RNG states cover dropout and anything else random.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -21,6 +22,48 @@ KEYS = ("config", "step", "model", "optimizer", "scheduler", "rng")  # what ever
 
 class DamagedCheckpoint(UsageError):
     """A checkpoint file that cannot be read back (truncated, overwritten, not a checkpoint)."""
+
+
+class RunInUse(UsageError):
+    """The run is being trained by another live process (its lock is held)."""
+
+
+LOCK = "training.lock"  # in a run's checkpoint folder while a process trains the run
+
+
+def hold(path: Path) -> Callable[[], None]:
+    """Claim the run whose checkpoint is `path` for this process while it trains: an exclusive,
+    non-blocking flock on a file in the run's folder, which the kernel drops when the process
+    dies (so a run left RUNNING by a lost process can be resumed, one still training cannot:
+    two processes would write one checkpoint and log every step twice). Returns the release,
+    which deletes the lock file and the folder if that leaves it empty. RunInUse, naming the
+    holder, when another process has it. Without POSIX locks (Windows) nothing is claimed."""
+    try:
+        import fcntl
+    except ImportError:
+        return lambda: None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.parent / LOCK
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "a process"
+        os.close(fd)
+        raise RunInUse(f"run {path.parent.name} is being trained now by {holder}; wait for it to end, or stop "
+                       "it (Ctrl-C, or kill -INT: it saves a checkpoint), then --resume") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+
+    def release() -> None:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+        try:
+            path.parent.rmdir()
+        except OSError:  # a checkpoint is kept in it
+            pass
+
+    return release
 
 
 def checkpoint_root(checkpoint_dir: str, store_dir: Path | None) -> Path:

@@ -47,13 +47,19 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     store_dir = tracker.local_dir or local_dir(spec.track.tracking_uri)
     root = checkpoint_root(spec.track.checkpoint_dir, store_dir)
     created = make_dirs((root, "track.checkpoint_dir"))  # before the run
+    # A resumed run is claimed before the store hears of it: one still training elsewhere is refused.
+    release = checkpoint.hold(artifacts.checkpoint_path(spec, resume["run_id"], store_dir)) if resume else None
     try:  # a store that refuses the run (e.g. an unwritable artifact folder) leaves no new folder either
         run_id = tracker.start(run_name=spec.run_name, tags=run_tags,
                                resume_run_id=resume.get("run_id") if resume else None, parent_run_id=parent_run_id)
     except BaseException:
+        if release is not None:
+            release()
         remove_empty(created)
         raise
     ckpt_path = artifacts.checkpoint_path(spec, run_id, store_dir)
+    release = release or checkpoint.hold(ckpt_path)
+    trainer.clock = time.perf_counter()  # run_seconds counts from the run's start, not from building the model
 
     def resumable(run_id: str | None) -> str:  # the stop reason's advice, where a checkpoint was written
         return "" if spec.track.keep_checkpoint == "never" else f"; resume with --resume {run_id}"
@@ -89,10 +95,14 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
     except BaseException as err:
         tracker.set_tags({"failure_reason": f"{type(err).__name__}: {err}"[:500]})
         tracker.end(Outcome.CRASHED)
+        release()
         raise
     if reason:
         tracker.set_tags({"failure_reason" if outcome == Outcome.DIVERGED else "stop_reason": reason})
+    if outcome == Outcome.KILLED:  # how long it ran so far; the resume logs the whole sum at its end
+        tracker.log_metrics({"run_seconds": trainer.elapsed()["run"]}, trainer.step)
     tracker.end(outcome)
+    release()
     if outcome in ENDED and spec.track.keep_checkpoint == "resumable":
         checkpoint.discard(ckpt_path)  # never resumed (run --resume refuses it): its checkpoint only took disk
     if late:  # not lost: delivered again, now to the caller's own handler (a sweep stops, a worker ignores it)
