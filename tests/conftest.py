@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -51,6 +52,22 @@ def pytest_configure(config) -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # in a worker: its share of the cores (training code takes at most this many)
         torch.set_num_threads(max(1, usable_cores() // workers))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_given_back():
+    """Every test ends with the SIGINT/SIGTERM handlers it started with: train(), the reproduce
+    pool and a sweep promise to give the caller's handlers back, and a handler one test leaks
+    (SIG_IGN, say) silently changes what a later test on the same worker sees. A test that leaves
+    them changed errors, and the next starts from the handlers this one found."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in signals}
+    yield
+    changed = [f"{signal.Signals(s).name}: {before[s]!r} -> {signal.getsignal(s)!r}"
+               for s in signals if signal.getsignal(s) is not before[s]]
+    for s, handler in before.items():
+        signal.signal(s, handler)
+    assert not changed, f"the test left signal handlers changed: {changed}"
 
 
 def _pg_bindir() -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import signal
 
 import numpy as np
@@ -122,7 +121,7 @@ def test_interrupt_then_resume_reaches_the_same_final_metrics(tmp_path):
 
     def interrupt(step, metrics):
         if step == 20:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
 
     first = MemoryTracker()
     stopped = train(spec, first, report=interrupt, progress=False)
@@ -149,7 +148,7 @@ def test_an_interrupt_while_the_run_is_recorded_kills_it_after_one_step_never_cr
     spec = tiny_spec("lstm", steps=40, track={"checkpoint_dir": str(tmp_path)}, train={"eval_every": 10})
     tracker = MemoryTracker()
     try:
-        result = train(spec, tracker, progress=False, on_start=lambda run_id: os.kill(os.getpid(), signal.SIGINT))
+        result = train(spec, tracker, progress=False, on_start=lambda run_id: signal.raise_signal(signal.SIGINT))
     except KeyboardInterrupt:
         pytest.fail(f"the interrupt escaped train(); the run ended {tracker.status}")
     assert result.outcome is Outcome.KILLED and tracker.status == "KILLED" and result.steps == 1
@@ -174,7 +173,7 @@ def test_an_interrupt_while_testing_kills_the_run_and_a_resume_only_tests(tmp_pa
 
     def evaluate(model, task, split, *args, **kwargs):
         if split == "test":
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
         return real(model, task, split, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "evaluate", evaluate)
@@ -206,7 +205,9 @@ def test_a_signal_while_the_results_are_logged_leaves_the_run_finished_and_reach
     real = artifacts.log_end
 
     def log_end(*args):
-        os.kill(os.getpid(), signal.SIGINT)
+        # raise_signal: to this thread, handled before it returns (os.kill may reach a torch
+        # thread whose handling, under load, comes any time later)
+        signal.raise_signal(signal.SIGINT)
         real(*args)
 
     monkeypatch.setattr(artifacts, "log_end", log_end)
@@ -245,7 +246,7 @@ def test_a_killed_run_keeps_its_checkpoint_unless_never(tmp_path, keep, left):
 
     def interrupt(step, metrics):
         if step == 20:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
 
     stopped = train(spec, MemoryTracker(), report=interrupt, progress=False)
     assert stopped.outcome is Outcome.KILLED and (tmp_path / stopped.run_id / "last.pt").exists() is left

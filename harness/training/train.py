@@ -84,7 +84,8 @@ def train(spec: "RunSpec", tracker: Tracker | None = None, *, report=None, resum
                 trainer.save(ckpt_path)
                 metrics = trainer.finish(flag)  # a signal stops its test set and context ablation at once
                 artifacts.log_end(tracker, spec, trainer)
-                late = flag["signal"]  # caught while the results were logged: the run is complete
+        if outcome == Outcome.FINISHED:  # read once the caller's handlers are back, so none falls in between
+            late = flag["signal"]  # caught while the results were logged: the run is complete
     except Interrupted as err:
         outcome, metrics = Outcome.KILLED, {}
         reason = f"{err.signal} while testing at step {trainer.step}{resumable(run_id)}"
