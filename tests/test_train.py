@@ -212,8 +212,15 @@ def test_a_signal_while_the_results_are_logged_leaves_the_run_finished_and_reach
 
     monkeypatch.setattr(artifacts, "log_end", log_end)
     tracker = MemoryTracker()
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_spec("lstm", steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, progress=False)
+    # the caller's handler, set here: a process started in the background by a shell without job
+    # control (CI under nohup ... &) inherits SIGINT ignored, and Python then keeps it ignored
+    caller = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_spec("lstm", steps=10, track={"checkpoint_dir": str(tmp_path)}), tracker, progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the caller's handler is given back"
+    finally:
+        signal.signal(signal.SIGINT, caller)
     assert tracker.status == "FINISHED" and "stop_reason" not in tracker.tags
     assert "config.toml" in tracker.artifacts and tracker.history("test_accuracy")
 
