@@ -205,8 +205,7 @@ def test_a_signal_while_the_results_are_logged_leaves_the_run_finished_and_reach
     real = artifacts.log_end
 
     def log_end(*args):
-        # raise_signal: to this thread, handled before it returns (os.kill may reach a torch
-        # thread whose handling, under load, comes any time later)
+        # raise_signal: to this thread, so its handler has run when the call returns
         signal.raise_signal(signal.SIGINT)
         real(*args)
 
