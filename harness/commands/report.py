@@ -109,7 +109,9 @@ def main(args) -> int:
             return 0
         asked = " ".join(names) if args.claim else "any claim"
         budget = f" --budget {args.budget}" if args.budget else ""
-        raise UsageError(f"no finished runs of {asked} in this MLflow store; run python -m harness reproduce "
+        from harness.tracking import describe_store
+
+        raise UsageError(f"no finished runs of {asked} in {describe_store(args.tracking_uri)}; run python -m harness reproduce "
                          f"{names[0] if len(names) == 1 else 'CLAIM'}{budget} first")
     for w in written:
         print(f"{w.claim.name:8} {w.meta['budget']:6} {w.meta['runs']:4} runs  {w.report.verdict}: "

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from harness.tracking.runs import MLflowRuns
 
 __all__ = ["REPORT_KIND", "MLflowRuns", "MLflowTracker", "MemoryTracker", "Outcome", "RunRecord", "StoreError",
-           "TrackConfig", "Tracker", "ensure_experiment", "is_report", "local_dir", "neutral_table", "open_runs",
+           "TrackConfig", "Tracker", "describe_store", "ensure_experiment", "is_report", "local_dir", "neutral_table", "open_runs",
            "open_tracker", "read_runs_csv", "resolve_uri", "runs_csv", "set_run_state", "ui_command"]
 
 
@@ -63,6 +63,18 @@ def open_runs(uri: str) -> MLflowRuns:
     resolved = resolve_uri(uri)
     store.check(resolved)
     return MLflowRuns(resolved)
+
+
+def describe_store(uri: str) -> str:
+    """The store at `uri` in words for a message, password hidden: "the MLflow store URI", and
+    "(no such file)" for a SQLite file that does not exist (a mistyped path reads as empty)."""
+    resolved = resolve_uri(uri)
+    words = f"the MLflow store {shown(resolved)}"
+    try:
+        path = store.sqlite_path(resolved) if store.scheme(resolved) == "sqlite" else None
+    except Exception:  # malformed: check() has said so before any reading
+        path = None
+    return f"{words} (no such file)" if path is not None and not path.exists() else words
 
 
 def local_dir(uri: str) -> Path | None:
